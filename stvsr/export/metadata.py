@@ -1,0 +1,99 @@
+"""The self-description every exported model carries (ONNX ``metadata_props`` key ``stvsr``).
+
+A runtime needs nothing else to drive a model: which inputs to feed, how many frames a window
+takes, where in time each output frame lies, the spatial scale and the size multiple.
+
+Time positions are in units of input-frame index inside one window: with a 4-frame window,
+position 1.5 is halfway between the window's second and third frames. A model with a
+``times`` input also renders, after its fixed outputs, one frame at ``time_gap + t`` for every
+``t`` fed in ``times`` (``time_gap`` is the index of the frame that starts that gap).
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+METADATA_KEY = "stvsr"
+SCHEMA_VERSION = 1
+
+# Graph convention shared by every exported network.
+FRAMES_INPUT = "frames"     # float32 [B, N, 3, H, W], RGB in [0, 1]
+TIMES_INPUT = "times"       # float32 [T], values in (0, 1)
+OUTPUT = "frames_out"       # float32 [B, M, 3, scale*H, scale*W], RGB in [0, 1] (not clamped)
+
+
+class MetadataError(ValueError):
+    """A model file without (valid) stvsr metadata."""
+
+
+@dataclass
+class ModelMetadata:
+    model: str                               # network name, informational only for runtimes
+    window: int                              # input frames per window (N)
+    output_positions: list[float]            # time positions of the fixed outputs, in window index units
+    scale: int                               # spatial upscaling factor
+    size_multiple: int                       # H and W must be multiples of this (pad, then crop)
+    time_gap: int | None = None              # with a times input: outputs at time_gap + t follow the fixed ones
+    flow_inputs: list[str] = field(default_factory=list)  # e.g. ["flow_fwd", "flow_bwd"]
+    flow_pairs: list[list[int]] = field(default_factory=list)  # per flow input: [from, to] frame indices
+    flow_units: str = "pixels"              # flows are fed in LR pixels, (dx, dy) channel order
+    precision: str = "fp32"                 # fp32 | fp16 | int8
+    plugins: str = "none"                   # none (portable ONNX) | native | stvsr
+    weights_source: str = ""                # official file name/path, or "random"
+    weights_sha256: str = ""
+    random_weights: bool = False
+    exporter: str = ""                      # "stvsr <version>"
+    opset: int = 0
+    inputs: dict[str, str] = field(default_factory=lambda: {"frames": FRAMES_INPUT})
+    output: str = OUTPUT
+    extra: dict[str, Any] = field(default_factory=dict)
+    schema: int = SCHEMA_VERSION
+
+    @property
+    def takes_times(self) -> bool:
+        return self.time_gap is not None
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> "ModelMetadata":
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise MetadataError(f"stvsr metadata is not valid JSON: {exc}") from None
+        if not isinstance(data, dict) or data.get("schema") != SCHEMA_VERSION:
+            raise MetadataError(f"unsupported stvsr metadata schema {data.get('schema') if isinstance(data, dict) else '?'}"
+                                f" (this stvsr reads schema {SCHEMA_VERSION}); re-export the model")
+        known = {f for f in cls.__dataclass_fields__}
+        try:
+            return cls(**{k: v for k, v in data.items() if k in known})
+        except TypeError as exc:
+            raise MetadataError(f"incomplete stvsr metadata: {exc}") from None
+
+
+def write_onnx_metadata(model_proto, meta: ModelMetadata) -> None:
+    """Store ``meta`` in an ``onnx.ModelProto`` (replacing an earlier entry)."""
+    props = [p for p in model_proto.metadata_props if p.key != METADATA_KEY]
+    del model_proto.metadata_props[:]
+    model_proto.metadata_props.extend(props)
+    entry = model_proto.metadata_props.add()
+    entry.key, entry.value = METADATA_KEY, meta.to_json()
+
+
+def read_onnx_metadata(path_or_proto) -> ModelMetadata:
+    """Read the metadata of an ONNX file (path) or ``onnx.ModelProto`` without loading weights."""
+    import onnx
+
+    proto = path_or_proto
+    if not hasattr(proto, "metadata_props"):
+        try:
+            proto = onnx.load(str(path_or_proto), load_external_data=False)
+        except Exception as exc:
+            raise MetadataError(f"{path_or_proto}: not a readable ONNX file ({type(exc).__name__})") from None
+    for p in proto.metadata_props:
+        if p.key == METADATA_KEY:
+            return ModelMetadata.from_json(p.value)
+    raise MetadataError(f"{path_or_proto if isinstance(path_or_proto, str) else 'model'} has no stvsr metadata; "
+                        "export it with stvsr-export")

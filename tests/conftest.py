@@ -1,0 +1,43 @@
+"""Shared test fixtures: the reference material copied from the official implementations."""
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+import torch
+
+REFERENCE = Path(__file__).parent / "reference"
+
+
+def _seeded_module():
+    spec = importlib.util.spec_from_file_location("stvsr_tests_seeded", REFERENCE / "seeded.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def manifest(name: str) -> list[tuple[str, tuple[int, ...]]]:
+    """Official checkpoint keys and shapes of ``name``, in official order."""
+    return _seeded_module().read_manifest(REFERENCE / "checkpoint-keys" / f"{name}.tsv")
+
+
+def seeded(name: str, seed: int = 1234, strip_prefix: str = "module.") -> dict[str, torch.Tensor]:
+    """The deterministic stand-in checkpoint the official outputs were computed with."""
+    return _seeded_module().seeded_state_dict(REFERENCE / "checkpoint-keys" / f"{name}.tsv", seed=seed,
+                                              strip_prefix=strip_prefix)
+
+
+def official_outputs(name: str) -> dict:
+    """Inputs and outputs of the official implementation for ``name``."""
+    return torch.load(REFERENCE / "official-outputs" / f"{name}.pt", weights_only=False)
+
+
+def rel_l2(ours: torch.Tensor, ref: torch.Tensor) -> float:
+    """Relative L2 error of ``ours`` against ``ref``."""
+    return float((ours.double() - ref.double()).norm() / ref.double().norm().clamp_min(1e-30))
+
+
+@pytest.fixture(scope="session")
+def reference_dir() -> Path:
+    return REFERENCE
