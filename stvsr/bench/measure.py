@@ -1,0 +1,83 @@
+"""Timing with warm-ups and repeats, and the machine's own matrix-multiply peak."""
+from __future__ import annotations
+
+import os
+import platform
+import statistics
+import time
+from dataclasses import asdict, dataclass
+from typing import Callable
+
+
+@dataclass
+class Timing:
+    """Wall-clock statistics of repeated calls, in seconds."""
+
+    median: float
+    q1: float
+    q3: float
+    minimum: float
+    repeats: int
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def time_call(fn: Callable[[], object], warmup: int = 1, repeats: int = 5) -> Timing:
+    """Median and inter-quartile range of ``fn()`` after ``warmup`` untimed calls."""
+    for _ in range(warmup):
+        fn()
+    samples = []
+    for _ in range(max(1, repeats)):
+        start = time.perf_counter()
+        fn()
+        samples.append(time.perf_counter() - start)
+    samples.sort()
+    if len(samples) >= 4:
+        q1, _, q3 = statistics.quantiles(samples, n=4)
+    else:
+        q1, q3 = samples[0], samples[-1]
+    return Timing(statistics.median(samples), q1, q3, samples[0], len(samples))
+
+
+def matmul_peak_gflops(size: int = 1024, repeats: int = 5) -> float:
+    """Achieved float32 GFLOP/s of a square matmul in PyTorch: this machine's practical peak."""
+    import torch
+
+    a, b = torch.randn(size, size), torch.randn(size, size)
+    t = time_call(lambda: a @ b, warmup=2, repeats=repeats)
+    return 2 * size**3 / t.minimum / 1e9
+
+
+def cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def machine_info() -> dict:
+    """Machine, CPU, thread count and library versions, recorded beside every result."""
+    import numpy
+    import torch
+
+    info = {
+        "host": platform.node(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "cpu": cpu_name(),
+        "cpu_count": os.cpu_count(),
+        "torch": torch.__version__,
+        "torch_threads": torch.get_num_threads(),
+        "numpy": numpy.__version__,
+    }
+    for mod in ("onnx", "onnxruntime", "tensorrt", "triton"):
+        try:
+            info[mod] = __import__(mod).__version__
+        except Exception:
+            info[mod] = None
+    return info
