@@ -78,3 +78,21 @@ def test_zsm_frame_count_and_batch_independence():
         single = net(x[1:])
     assert both.shape == (2, 5, 3, 32, 48)
     assert rel_l2(both[1:], single) < 1e-5
+
+
+@pytest.mark.skipif(not _built("stvun"), reason="stvun not built")
+def test_stvun_input_validation_and_time_batching():
+    net = models.create("stvun", weights=seeded("stvun"))
+    times = torch.tensor([0.5])
+    with pytest.raises(ValueError, match=r"\[B, 7, 3, H, W\]"):
+        net(torch.rand(1, 6, 3, 16, 16), times)
+    with pytest.raises(ValueError, match="multiples of 16"):
+        net(torch.rand(1, 7, 3, 16, 24), times)
+    with pytest.raises(ValueError, match="1-D"):
+        net(torch.rand(1, 7, 3, 16, 16), 0.5)
+    x = torch.rand(1, 7, 3, 16, 16) * 2 - 1
+    with torch.no_grad():
+        many = net(x, torch.tensor([0.25, 0.5, 0.75]))
+        one = net(x, torch.tensor([0.5]))
+    assert many.shape == (1, 4, 3, 64, 64)
+    assert rel_l2(many[:, 0], one[:, 0]) < 1e-6 and rel_l2(many[:, 2], one[:, 1]) < 1e-5
