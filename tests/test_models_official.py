@@ -109,3 +109,19 @@ def test_starnet_input_validation():
     with pytest.raises(ValueError, match="at least 32"):
         small = torch.rand(1, 3, 16, 16)
         net(small, small, torch.zeros(1, 2, 16, 16), torch.zeros(1, 2, 16, 16))
+
+
+@pytest.mark.skipif(not _built("fmu"), reason="fmu not built")
+def test_fmu_validation_and_vectorised_times_match_forward():
+    net = models.create("fmu", weights=seeded("fmu"))
+    with pytest.raises(ValueError, match=r"\[B, 4, 3, H, W\]"):
+        net(torch.rand(1, 3, 3, 16, 16), 0.5)
+    with pytest.raises(ValueError, match="multiples of 4"):
+        net(torch.rand(1, 4, 3, 16, 18), 0.5)
+    x = official_outputs("fmu")["input"][..., :16, :16].contiguous()
+    with torch.no_grad():
+        pred, hr_t = net.interpolate(x, torch.tensor([0.3, 0.5]))
+        single = net(x, 0.3)
+    assert hr_t.shape == (1, 2, 3, 64, 64)
+    assert rel_l2(pred, single[0]) < 1e-6
+    assert rel_l2(hr_t[:, 0], single[3]) < 1e-5
