@@ -131,8 +131,7 @@ class PWCNet(nn.Module):
             est = getattr(self, name)(feats[level - 1][:b], feats[level - 1][b:], est)
         flow = est[0] + self.moduleRefiner.moduleMain(est[1])
         flow = 20.0 * _resize(flow, size=(h, w))
-        scale = torch.tensor([w / pw, h / ph], dtype=flow.dtype, device=flow.device).view(1, 2, 1, 1)
-        return flow * scale
+        return torch.cat([flow[:, :1] * (w / pw), flow[:, 1:] * (h / ph)], dim=1)
 
 
 class LateralBlock(nn.Module):

@@ -73,13 +73,13 @@ def deform_conv2d_reference(
 def _deform_conv2d_op(
     x: torch.Tensor, offset: torch.Tensor, mask: torch.Tensor, weight: torch.Tensor,
     bias: torch.Tensor | None, stride: list[int], padding: list[int],
-    dilation: list[int], groups: int,
+    dilation: list[int], groups: int, offset_groups: int,
 ) -> torch.Tensor:
     return deform_conv2d_reference(x, offset, mask, weight, bias, stride, padding, dilation, groups)
 
 
 @_deform_conv2d_op.register_fake
-def _(x, offset, mask, weight, bias, stride, padding, dilation, groups):
+def _(x, offset, mask, weight, bias, stride, padding, dilation, groups, offset_groups):
     return x.new_empty((x.shape[0], weight.shape[0], offset.shape[2], offset.shape[3]))
 
 
@@ -108,4 +108,4 @@ def deform_conv2d(
         raise ValueError(f"deform_conv2d: offset {tuple(offset.shape)} / mask {tuple(mask.shape)} must cover "
                          f"the output {oh}x{ow} with {dg} deformable groups")
     return _deform_conv2d_op(x, offset, mask, weight, bias, list(stride_), list(padding_),
-                             list(dilation_), groups)
+                             list(dilation_), groups, dg)

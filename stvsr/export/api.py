@@ -1,0 +1,126 @@
+"""``export_model``: one network to one verified, self-describing ONNX file."""
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import onnx
+
+from stvsr import __version__
+from stvsr.export.graphs import base_metadata, example_inputs, graph_module
+from stvsr.export.onnx_export import DEFAULT_OPSET, MIN_OPSET, ExportError, atomic_save, export_graph, finalize
+from stvsr.export.precision import to_fp16, to_int8
+from stvsr.export.verify import Comparison, compare, ort_session, run_ort, run_torch
+from stvsr.export.weights import resolve_weights
+
+PRECISIONS = ("fp32", "fp16", "int8")
+FLAVOURS = ("none", "native", "stvsr")
+TRACE_SIZE = (32, 32)     # every network's size multiple divides it
+VERIFY_SIZE = (32, 64)    # a different width checks the dynamic axes
+FP32_TOLERANCE = 1e-4     # relative L2 against PyTorch
+FP16_TOLERANCE = 2e-2     # relative L2 against the FP32 graph
+
+
+@dataclass
+class ExportReport:
+    path: Path
+    seconds: float
+    size_bytes: int
+    fp32_check: Comparison | None = None
+    precision_check: Comparison | None = None
+    speed_ratio: float | None = None          # FP32 time / this precision's time on ONNX Runtime CPU
+    notes: list[str] = field(default_factory=list)
+
+
+def default_output(name: str, precision: str, plugins: str) -> Path:
+    suffix = "" if precision == "fp32" else f"-{precision}"
+    suffix += "" if plugins == "none" else f"-{plugins}"
+    return Path(f"{name}{suffix}.onnx")
+
+
+def check_output(path: Path) -> None:
+    parent = path.resolve().parent
+    if not parent.is_dir():
+        raise ExportError(f"cannot write {path}: folder {parent} does not exist")
+    if not os.access(parent, os.W_OK):
+        raise ExportError(f"cannot write {path}: folder {parent} is not writable")
+    if path.is_dir():
+        raise ExportError(f"cannot write {path}: it is a folder")
+
+
+def export_model(name: str, weights: str | None = None, random_weights: bool = False, precision: str = "fp32",
+                 calib: str | None = None, opset: int = DEFAULT_OPSET, output: str | os.PathLike | None = None,
+                 verify: bool = True, plugins: str = "none", calib_windows: int = 4,
+                 log: Callable[[str], None] = lambda msg: None) -> ExportReport:
+    """Export ``name`` and return what was written and measured. Raises ``ExportError``/``ValueError``."""
+    start = time.perf_counter()
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}")
+    if plugins not in FLAVOURS:
+        raise ValueError(f"--plugins must be one of {FLAVOURS}")
+    if opset < MIN_OPSET:
+        raise ExportError(f"opset {opset} is too low: ONNX DeformConv needs opset {MIN_OPSET} or newer")
+    if precision == "int8" and not calib:
+        raise ExportError("--int8 needs --calib VIDEO: INT8 scales are calibrated on real frames")
+    path = Path(output) if output else default_output(name, precision, plugins)
+    check_output(path)
+    meta = base_metadata(name)
+    if precision == "int8":  # read the calibration video early: a bad file fails before the slow work
+        from stvsr.export.calibration import calibration_windows
+
+        calibration = calibration_windows(calib, meta, windows=calib_windows)
+    choice = resolve_weights(name, weights, random_weights)
+    log(f"building {name} ({'random weights' if choice.random else choice.source})")
+    module = graph_module(name, choice.state)
+    meta.weights_source, meta.weights_sha256, meta.random_weights = choice.source, choice.sha256, choice.random
+    meta.exporter, meta.precision, meta.plugins = f"stvsr {__version__}", precision, plugins
+    log(f"tracing at {TRACE_SIZE[0]}x{TRACE_SIZE[1]} (opset {opset})")
+    fp32 = export_graph(module, example_inputs(meta, *TRACE_SIZE, times=2), meta, opset)
+    report = ExportReport(path, 0.0, 0)
+    check_inputs = example_inputs(meta, *VERIFY_SIZE, times=3, seed=1)
+    fp32_out = None
+    if verify or precision != "fp32":
+        log("running ONNX Runtime (CPU) on the FP32 graph")
+        fp32_out, fp32_s = run_ort(ort_session(fp32), check_inputs)
+    if verify:
+        report.fp32_check = compare(fp32_out, run_torch(module, check_inputs), fp32_s)
+        log(f"FP32 graph vs PyTorch: {report.fp32_check.line()}")
+        if report.fp32_check.rel_l2 > FP32_TOLERANCE:
+            raise ExportError(f"verification failed: relative error {report.fp32_check.rel_l2:.3g} > {FP32_TOLERANCE}")
+    model = fp32
+    if precision == "fp16":
+        log("converting to FP16 (FP32 islands for grid/flow/warp arithmetic)")
+        model = to_fp16(fp32)
+    elif precision == "int8":
+        log(f"quantizing to INT8 on {len(calibration)} windows of {calib}")
+        model = to_int8(fp32, calibration)
+    if precision != "fp32":
+        finalize(model, meta)
+        out, secs = run_ort(ort_session(model), check_inputs)
+        report.precision_check = compare(out, fp32_out, secs)
+        # Time both graphs once more, warm, for the speed ratio.
+        _, fp32_warm = run_ort(ort_session(fp32), check_inputs)
+        sess = ort_session(model)
+        run_ort(sess, check_inputs)
+        _, warm = run_ort(sess, check_inputs)
+        report.speed_ratio = fp32_warm / warm if warm > 0 else None
+        log(f"{precision.upper()} graph vs FP32 graph: {report.precision_check.line()}; "
+            f"speed vs FP32 on this CPU: x{report.speed_ratio:.2f}")
+        if precision == "fp16" and report.precision_check.rel_l2 > FP16_TOLERANCE:
+            raise ExportError(f"FP16 verification failed: relative error {report.precision_check.rel_l2:.3g} "
+                              f"> {FP16_TOLERANCE}")
+    if plugins == "stvsr":
+        from stvsr.plugins.onnx_nodes import apply_flavour
+
+        model, counts = apply_flavour(model, "stvsr")
+        report.notes.append(f"plugin nodes: {counts} (ONNX Runtime cannot run them; verified before the rewrite)")
+        log(report.notes[-1])
+    finalize(model, meta)
+    atomic_save(model, path)
+    report.seconds = time.perf_counter() - start
+    report.size_bytes = path.stat().st_size
+    log(f"wrote {path} ({report.size_bytes / 1e6:.1f} MB) in {report.seconds:.1f} s")
+    return report

@@ -1,0 +1,71 @@
+"""``stvsr-export``: a network and its weights in, a verified self-describing ONNX file out."""
+from __future__ import annotations
+
+import sys
+
+import click
+
+from stvsr import models
+from stvsr.export.onnx_export import DEFAULT_OPSET
+from stvsr.export.weights import CACHE_ENV
+
+
+def _fail(message: str) -> None:
+    click.echo(f"stvsr-export: error: {message}", err=True)
+    sys.exit(1)
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--model", "name", required=True, type=click.Choice(models.NAMES), help="Network to export.")
+@click.option("--weights", type=click.Path(dir_okay=False), default=None,
+              help=f"Official checkpoint file. Default: the official file name in ${CACHE_ENV}/weights "
+                   "(~/.cache/stvsr/weights).")
+@click.option("--random-weights", is_flag=True, help="Export with seeded random weights (tests, benchmarks); "
+                                                     "recorded in the file's metadata.")
+@click.option("--fp16", is_flag=True, help="FP16 graph (FP32 inputs/outputs and FP32 grid/flow arithmetic).")
+@click.option("--int8", is_flag=True, help="INT8 graph with explicit Q/DQ nodes; needs --calib.")
+@click.option("--calib", type=click.Path(dir_okay=False), default=None, help="Video whose frames calibrate INT8.")
+@click.option("--calib-windows", type=click.IntRange(1, 64), default=4, show_default=True,
+              help="Calibration windows read from --calib.")
+@click.option("--opset", type=int, default=DEFAULT_OPSET, show_default=True, help="ONNX opset (19 or newer).")
+@click.option("--plugins", type=click.Choice(["none", "native", "stvsr"]), default="none", show_default=True,
+              help="none: portable standard ONNX; native: the same graph, marked for TensorRT's built-in "
+                   "DeformConv/GridSample; stvsr: our Triton TensorRT plugin nodes (TensorRT only).")
+@click.option("-o", "--output", type=click.Path(), default=None,
+              help="Output file. Default: <model>[-fp16|-int8][-plugins].onnx in the current folder.")
+@click.option("--no-verify", is_flag=True, help="Skip the ONNX Runtime vs PyTorch check.")
+@click.option("-q", "--quiet", is_flag=True, help="Print only errors.")
+def main(name, weights, random_weights, fp16, int8, calib, calib_windows, opset, plugins, output, no_verify, quiet):
+    """Export NAME to ONNX, verified against PyTorch on ONNX Runtime (CPU).
+
+    \b
+    Examples:
+      stvsr-export --model zsm --weights xiang2020zooming.pth
+      stvsr-export --model stvun --fp16
+      stvsr-export --model fmu --int8 --calib clip.mp4 -o fmu-int8.onnx
+      stvsr-export --model zsm --random-weights -o zsm.onnx
+    """
+    from stvsr.export.api import export_model
+    from stvsr.export.onnx_export import ExportError
+    from stvsr.models.checkpoint import CheckpointError
+    from stvsr.video import VideoError
+
+    if fp16 and int8:
+        _fail("choose one of --fp16 and --int8")
+    if calib and not int8:
+        _fail("--calib is only used with --int8")
+    precision = "fp16" if fp16 else "int8" if int8 else "fp32"
+    log = (lambda m: None) if quiet else (lambda m: click.echo(f"stvsr-export: {m}", err=True))
+    try:
+        report = export_model(name, weights, random_weights, precision, calib, opset, output, not no_verify,
+                              plugins, calib_windows, log)
+    except (ExportError, CheckpointError, VideoError, FileNotFoundError, ValueError) as exc:
+        _fail(str(exc))
+    except KeyboardInterrupt:
+        _fail("interrupted; nothing was written")
+    if not quiet:
+        click.echo(str(report.path))
+
+
+if __name__ == "__main__":
+    main()

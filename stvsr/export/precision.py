@@ -1,0 +1,183 @@
+"""FP16 and INT8 versions of an exported graph, with FP32 islands for flow, grid and warp arithmetic.
+
+TensorRT 11 takes precision from the graph itself, so the conversion happens here:
+
+* FP16: weights and activations in FP16, FP32 at the graph's inputs and output. Sampling
+  arithmetic stays FP32: every ``GridSample`` and the element-wise chain that builds its grid
+  from a flow, the forward-splatting scatter (and its ``Floor``/``Exp`` weights), and the
+  ``Resize`` scales. FP16 grids misplace samples by up to half a pixel at 1080p+.
+* INT8: explicit quantization, symmetric int8 ``QuantizeLinear``/``DequantizeLinear`` pairs
+  (ONNX Runtime's static quantizer in QDQ format) calibrated on frames of a real video; the
+  same FP32 islands are excluded from quantization.
+"""
+from __future__ import annotations
+
+from typing import Iterable, Iterator
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+# Ops whose every float input and output stays FP32.
+FP32_OPS = {"GridSample", "ScatterElements", "ScatterND", "Floor", "Ceil", "Exp", "Range"}
+# Element-wise/shape ops that may belong to a grid's arithmetic chain.
+CHAIN_OPS = {"Add", "Sub", "Mul", "Div", "Neg", "Concat", "Unsqueeze", "Squeeze", "Transpose", "Reshape",
+             "Slice", "Gather", "Split", "Expand", "Cast", "Identity", "Clip", "Min", "Max", "Where",
+             "Constant", "Flatten", "Tile", "Shape", "ConstantOfShape", "Floor", "Greater", "Less", "And"}
+# (op, input index) slots whose type ONNX fixes to float32.
+FP32_SLOTS = {("Resize", 1), ("Resize", 2)}
+FLOAT_TYPES = {TensorProto.FLOAT}
+
+
+def fp32_island(model: onnx.ModelProto) -> set[str]:
+    """Names of the nodes kept in FP32: sampling ops and the chains that compute their coordinates."""
+    nodes = list(model.graph.node)
+    producer = {out: n for n in nodes for out in n.output}
+    island = {n.name for n in nodes if n.op_type in FP32_OPS}
+    # Walk back from every GridSample grid and every scatter index/update through element-wise ops.
+    stack = [n.input[1] for n in nodes if n.op_type == "GridSample"]
+    stack += [i for n in nodes if n.op_type in ("ScatterElements", "ScatterND") for i in n.input[1:]]
+    seen: set[str] = set()
+    while stack:
+        tensor = stack.pop()
+        if tensor in seen:
+            continue
+        seen.add(tensor)
+        node = producer.get(tensor)
+        if node is None or node.op_type not in CHAIN_OPS | FP32_OPS:
+            continue
+        island.add(node.name)
+        stack.extend(node.input)
+    return island
+
+
+def _name_nodes(model: onnx.ModelProto) -> None:
+    for i, node in enumerate(model.graph.node):
+        if not node.name:
+            node.name = f"{node.op_type}_{i}"
+
+
+def _float_tensors(model: onnx.ModelProto) -> set[str]:
+    inferred = onnx.shape_inference.infer_shapes(model)
+    vis = list(inferred.graph.value_info) + list(inferred.graph.input) + list(inferred.graph.output)
+    floats = {v.name for v in vis if v.type.tensor_type.elem_type == TensorProto.FLOAT}
+    floats |= {t.name for t in model.graph.initializer if t.data_type == TensorProto.FLOAT}
+    for node in model.graph.node:
+        if node.op_type == "Constant":
+            for a in node.attribute:
+                if a.name == "value" and a.t.data_type == TensorProto.FLOAT:
+                    floats.update(node.output)
+    return floats
+
+
+def to_fp16(model: onnx.ModelProto) -> onnx.ModelProto:
+    """FP16 copy of ``model`` with FP32 I/O and FP32 islands (see the module docstring)."""
+    model = onnx.ModelProto.FromString(model.SerializeToString())
+    _name_nodes(model)
+    graph = model.graph
+    floats = _float_tensors(model)
+    island = fp32_island(model)
+    inits = {t.name: t for t in graph.initializer}
+    consumers: dict[str, list[tuple[onnx.NodeProto, int]]] = {}
+    for node in graph.node:
+        for idx, name in enumerate(node.input):
+            consumers.setdefault(name, []).append((node, idx))
+
+    def wants_fp32(node: onnx.NodeProto, idx: int) -> bool:
+        return node.name in island or (node.op_type, idx) in FP32_SLOTS
+
+    # Precision of every float tensor after conversion: "32" or "16".
+    precision: dict[str, str] = {i.name: "32" for i in graph.input}
+    const_nodes = {n.output[0]: n for n in graph.node if n.op_type == "Constant"}
+    for name in list(inits) + list(const_nodes):
+        if name not in floats:
+            continue
+        uses = consumers.get(name, [])
+        precision[name] = "32" if uses and all(wants_fp32(n, i) for n, i in uses) else "16"
+        if precision[name] == "16":
+            if name in inits:
+                arr = numpy_helper.to_array(inits[name]).astype(np.float16)
+                inits[name].CopyFrom(numpy_helper.from_array(arr, name))
+            else:
+                attr = next(a for a in const_nodes[name].attribute if a.name == "value")
+                attr.t.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(attr.t).astype(np.float16), attr.t.name))
+    new_nodes: list[onnx.NodeProto] = []
+    casts: dict[tuple[str, str], str] = {}
+
+    def cast(name: str, to: str) -> str:
+        key = (name, to)
+        if key not in casts:
+            out = f"{name}__fp{to}"
+            new_nodes.append(helper.make_node("Cast", [name], [out], name=f"cast_{out}",
+                                              to=TensorProto.FLOAT if to == "32" else TensorProto.FLOAT16))
+            casts[key] = out
+        return casts[key]
+
+    for node in graph.node:
+        if node.op_type == "Constant" and node.output[0] in precision:
+            new_nodes.append(node)
+            continue
+        want = "32" if node.name in island else "16"
+        for idx, name in enumerate(node.input):
+            if name in floats and name in precision:
+                need = "32" if wants_fp32(node, idx) else want
+                if precision[name] != need:
+                    node.input[idx] = cast(name, need)
+        if node.op_type == "Cast" and want == "16":
+            for a in node.attribute:
+                if a.name == "to" and a.i == TensorProto.FLOAT:
+                    a.i = TensorProto.FLOAT16
+        if node.op_type == "ConstantOfShape" and want == "16":
+            for a in node.attribute:
+                if a.name == "value" and a.t.data_type == TensorProto.FLOAT:
+                    a.t.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(a.t).astype(np.float16)))
+        new_nodes.append(node)
+        for out in node.output:
+            if out in floats:
+                precision[out] = want
+    for out in graph.output:
+        if precision.get(out.name) == "16":
+            inner = f"{out.name}__fp16"
+            for node in new_nodes:
+                node.output[:] = [inner if o == out.name else o for o in node.output]
+                node.input[:] = [inner if i == out.name else i for i in node.input]
+            new_nodes.append(helper.make_node("Cast", [inner], [out.name], name="cast_output_fp32",
+                                              to=TensorProto.FLOAT))
+    del graph.node[:]
+    graph.node.extend(new_nodes)
+    del graph.value_info[:]
+    return model
+
+
+class _FrameReader:
+    """ONNX Runtime CalibrationDataReader over prepared input dictionaries."""
+
+    def __init__(self, batches: Iterable[dict[str, np.ndarray]]):
+        self._it: Iterator = iter(list(batches))
+
+    def get_next(self):
+        return next(self._it, None)
+
+
+def to_int8(model: onnx.ModelProto, calibration: Iterable[dict[str, np.ndarray]]) -> onnx.ModelProto:
+    """Explicitly quantized copy: symmetric int8 Q/DQ on weights and activations, FP32 islands excluded."""
+    import os
+    import tempfile
+
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+
+    model = onnx.ModelProto.FromString(model.SerializeToString())
+    _name_nodes(model)
+    exclude = sorted(fp32_island(model))
+    with tempfile.TemporaryDirectory() as tmp:
+        src, dst = os.path.join(tmp, "fp32.onnx"), os.path.join(tmp, "int8.onnx")
+        onnx.save_model(model, src)
+        quantize_static(
+            src, dst, _FrameReader(calibration), quant_format=QuantFormat.QDQ,
+            activation_type=QuantType.QInt8, weight_type=QuantType.QInt8, per_channel=True,
+            nodes_to_exclude=exclude, calibrate_method=CalibrationMethod.MinMax,
+            op_types_to_quantize=["Conv", "ConvTranspose", "MatMul", "Gemm"],
+            extra_options={"ActivationSymmetric": True, "WeightSymmetric": True},
+        )
+        out = onnx.load(dst)
+    return out

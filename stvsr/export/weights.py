@@ -1,0 +1,66 @@
+"""Where the weights of an export come from: a given file, the cache folder, or an explicit random init."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from stvsr import models
+from stvsr.models.checkpoint import sha256_file
+
+CACHE_ENV = "STVSR_HOME"
+
+
+def cache_dir() -> Path:
+    """``$STVSR_HOME/weights``, default ``~/.cache/stvsr/weights``."""
+    root = os.environ.get(CACHE_ENV) or os.path.join(os.path.expanduser("~"), ".cache", "stvsr")
+    return Path(root) / "weights"
+
+
+@dataclass
+class WeightsChoice:
+    state: object            # a path, a state dict, or None
+    source: str              # what the metadata records
+    sha256: str
+    random: bool
+
+
+def seeded_state_dict(name: str, seed: int = 0) -> dict[str, torch.Tensor]:
+    """Deterministic stand-in weights shaped like the official checkpoint (for tests and benchmarks)."""
+    net = models.create(name)
+    g = torch.Generator().manual_seed(seed)
+    sd = {}
+    for key, value in net.state_dict().items():
+        if key.endswith("num_batches_tracked"):
+            sd[key] = torch.zeros_like(value)
+        elif key.endswith("running_var"):
+            sd[key] = 1.0 + 0.1 * torch.rand(value.shape, generator=g)
+        elif key.endswith("running_mean"):
+            sd[key] = 0.05 * torch.randn(value.shape, generator=g)
+        elif value.dim() >= 2:
+            sd[key] = torch.randn(value.shape, generator=g) / value[0].numel() ** 0.5
+        elif key.endswith("weight"):
+            sd[key] = 0.25 + 0.05 * torch.randn(value.shape, generator=g)
+        else:
+            sd[key] = 0.01 * torch.randn(value.shape, generator=g)
+    return sd
+
+
+def resolve_weights(name: str, weights: str | None, random_weights: bool) -> WeightsChoice:
+    """Pick the weights for ``name``; raise ``FileNotFoundError`` saying what to obtain when none is found."""
+    if weights and random_weights:
+        raise ValueError("give either --weights or --random-weights, not both")
+    if random_weights:
+        return WeightsChoice(seeded_state_dict(name), "random (seeded, seed=0)", "", True)
+    if weights is None:
+        wanted = cache_dir() / models.info(name).weights_file
+        if not wanted.is_file():
+            raise FileNotFoundError(
+                f"no weights for {name}: put the official checkpoint {models.info(name).weights_file} in "
+                f"{wanted.parent} (or set ${CACHE_ENV}), pass --weights PATH, or --random-weights for a test export")
+        weights = str(wanted)
+    if not os.path.isfile(weights):
+        raise FileNotFoundError(f"weights file not found: {weights}")
+    return WeightsChoice(weights, os.path.basename(weights), sha256_file(weights), False)
