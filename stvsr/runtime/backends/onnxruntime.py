@@ -1,0 +1,45 @@
+"""ONNX Runtime backend: any exported ``.onnx`` file, CPU by default."""
+from __future__ import annotations
+
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Sequence
+
+import numpy as np
+
+from stvsr.export.metadata import ModelMetadata, read_onnx_metadata
+from stvsr.runtime.backends.base import Backend, BackendError
+
+
+class OnnxRuntimeBackend(Backend):
+    name = "onnxruntime"
+    max_in_flight = 2
+
+    def __init__(self, path: str, providers: Sequence[str] | None = None, threads: int = 0,
+                 metadata: ModelMetadata | None = None):
+        import onnxruntime as ort
+
+        self.metadata = metadata or read_onnx_metadata(path)
+        available = ort.get_available_providers()
+        providers = list(providers or ["CPUExecutionProvider"])
+        unknown = [p for p in providers if p not in available]
+        if unknown:
+            raise BackendError(f"execution provider(s) {', '.join(unknown)} not available here "
+                               f"(available: {', '.join(available)})")
+        opts = ort.SessionOptions()
+        opts.log_severity_level = 3
+        if threads:
+            opts.intra_op_num_threads = threads
+        try:
+            self.session = ort.InferenceSession(path, opts, providers=providers)
+        except Exception as exc:
+            raise BackendError(f"{path}: ONNX Runtime cannot load it ({str(exc).splitlines()[0][:200]})") from None
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="stvsr-ort")
+
+    def submit(self, inputs: dict[str, np.ndarray]) -> Future:
+        return self._pool.submit(self.session.run, None, inputs)
+
+    def collect(self, ticket: Future) -> np.ndarray:
+        return ticket.result()[0]
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True)
