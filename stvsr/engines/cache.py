@@ -1,0 +1,125 @@
+"""Engine cache keys, plan sidecar metadata and refusal of plans built for another machine.
+
+A plan is valid for one TensorRT version, one GPU model (compute capability), one shape range,
+one precision, one plugin flavour and one ONNX file; the cache key covers all of them and the
+sidecar ``<plan>.json`` records them so ``stvsr-run engine.plan`` needs nothing else.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from stvsr.engines.profiles import Profile
+from stvsr.export.metadata import ModelMetadata
+
+SIDECAR_SUFFIX = ".json"
+
+
+class EngineMismatch(RuntimeError):
+    """A plan that cannot run on this machine."""
+
+
+@dataclass(frozen=True)
+class MachineInfo:
+    tensorrt: str
+    gpu: str
+    compute_capability: str   # e.g. "9.0"
+
+    @classmethod
+    def current(cls) -> "MachineInfo":
+        """TensorRT version and GPU of this machine (needs tensorrt and cuda-python)."""
+        import tensorrt as trt
+        from cuda.bindings import runtime as cudart
+
+        err, props = cudart.cudaGetDeviceProperties(0)
+        if int(err) != 0:
+            raise EngineMismatch(f"no CUDA GPU available ({err})")
+        name = props.name.decode() if isinstance(props.name, bytes) else str(props.name)
+        return cls(trt.__version__, name.strip("\x00 "), f"{props.major}.{props.minor}")
+
+
+@dataclass(frozen=True)
+class BuildSettings:
+    precision: str
+    plugins: str
+    workspace_mb: int = 4096
+    opt_level: int = 3
+
+
+def cache_key(onnx_sha256: str, profile: Profile, settings: BuildSettings, machine: MachineInfo) -> str:
+    """sha256 over everything that invalidates a plan."""
+    blob = json.dumps({"onnx": onnx_sha256, "profile": profile.to_dict(), "settings": asdict(settings),
+                       "machine": asdict(machine)}, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def plan_name(model: str, settings: BuildSettings, profile: Profile, key: str) -> str:
+    safe = "".join(c if c.isalnum() else "_" for c in profile.name)
+    return f"{model}-{settings.precision}-{settings.plugins}-{safe}-{key[:12]}.plan"
+
+
+@dataclass
+class PlanMetadata:
+    model: ModelMetadata
+    profile: Profile
+    settings: BuildSettings
+    machine: MachineInfo
+    onnx_sha256: str
+    key: str
+
+    def to_json(self) -> str:
+        return json.dumps({"model": json.loads(self.model.to_json()), "profile": self.profile.to_dict(),
+                           "settings": asdict(self.settings), "machine": asdict(self.machine),
+                           "onnx_sha256": self.onnx_sha256, "key": self.key}, indent=2, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> "PlanMetadata":
+        d = json.loads(text)
+        return cls(ModelMetadata.from_json(json.dumps(d["model"])), Profile.from_dict(d["profile"]),
+                   BuildSettings(**d["settings"]), MachineInfo(**d["machine"]), d["onnx_sha256"], d["key"])
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_sidecar(plan_path: Path, meta: PlanMetadata) -> Path:
+    side = Path(str(plan_path) + SIDECAR_SUFFIX)
+    atomic_write_bytes(side, meta.to_json().encode())
+    return side
+
+
+def read_sidecar(plan_path: str | os.PathLike) -> PlanMetadata:
+    side = Path(str(plan_path) + SIDECAR_SUFFIX)
+    if not side.is_file():
+        raise EngineMismatch(f"{plan_path}: no {side.name} beside it; engines must be built with stvsr-export --profile")
+    try:
+        return PlanMetadata.from_json(side.read_text())
+    except (KeyError, TypeError, ValueError) as exc:
+        raise EngineMismatch(f"{side}: unreadable engine metadata ({exc})") from None
+
+
+def check_plan(meta: PlanMetadata, machine: MachineInfo) -> None:
+    """Refuse a plan built for another TensorRT version or GPU, saying why and how to rebuild."""
+    problems = []
+    if meta.machine.tensorrt != machine.tensorrt:
+        problems.append(f"TensorRT {meta.machine.tensorrt} (this machine: {machine.tensorrt})")
+    if meta.machine.gpu != machine.gpu or meta.machine.compute_capability != machine.compute_capability:
+        problems.append(f"GPU {meta.machine.gpu} sm_{meta.machine.compute_capability.replace('.', '')} "
+                        f"(this machine: {machine.gpu} sm_{machine.compute_capability.replace('.', '')})")
+    if problems:
+        flag = {"fp16": " --fp16", "int8": " --int8 --calib VIDEO"}.get(meta.settings.precision, "")
+        raise EngineMismatch(f"engine was built for {' and '.join(problems)}; rebuild it here: stvsr-export "
+                             f"--model {meta.model.model}{flag} --plugins {meta.settings.plugins} "
+                             f"--profile {meta.profile.name}")

@@ -1,0 +1,191 @@
+"""TensorRT backend of stvsr-run on cuda-python: pinned host buffers, two CUDA streams, two buffer sets.
+
+The double-buffering schedule is a pure component (``DoubleBufferSchedule``) driving a device
+object; ``CudaDevice`` is the real one. Window k+1's upload is enqueued on the copy stream
+before window k's download, so the upload of k+1 and the download of k-1 overlap inference on k.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+
+from stvsr.runtime.backends.base import Backend, BackendError
+
+COPY, COMPUTE = "copy", "compute"
+
+
+class Device(Protocol):
+    """What the schedule needs from a GPU (``CudaDevice``) or from a test double."""
+
+    def upload(self, slot: int, inputs: dict[str, np.ndarray]) -> None: ...      # host -> pinned -> device, on COPY
+    def execute(self, slot: int, shapes: dict[str, tuple]) -> tuple: ...         # on COMPUTE; returns output shape
+    def download(self, slot: int) -> None: ...                                    # device -> pinned, on COPY
+    def record(self, stream: str) -> Any: ...
+    def wait(self, stream: str, event: Any) -> None: ...
+    def synchronize(self, event: Any) -> None: ...
+    def host_output(self, slot: int, shape: tuple) -> np.ndarray: ...
+
+
+@dataclass
+class _Ticket:
+    index: int
+    slot: int
+    shape: tuple = ()
+    executed: Any = None
+    downloaded: Any = None
+
+
+@dataclass
+class DoubleBufferSchedule:
+    device: Device
+    slots: int = 2
+    _count: int = 0
+    _pending: list = field(default_factory=list)      # tickets whose download is not enqueued yet
+    _slot_free: dict = field(default_factory=dict)    # slot -> event after its last download
+
+    def submit(self, inputs: dict[str, np.ndarray]) -> _Ticket:
+        ticket = _Ticket(self._count, self._count % self.slots)
+        self._count += 1
+        if ticket.slot in self._slot_free:            # the slot's previous window must be fully downloaded
+            self.device.synchronize(self._slot_free.pop(ticket.slot))
+        self.device.upload(ticket.slot, inputs)
+        uploaded = self.device.record(COPY)
+        # The previous window's download goes after this upload on the copy stream.
+        self._flush_downloads()
+        self.device.wait(COMPUTE, uploaded)
+        ticket.shape = self.device.execute(ticket.slot, {k: v.shape for k, v in inputs.items()})
+        ticket.executed = self.device.record(COMPUTE)
+        self._pending.append(ticket)
+        return ticket
+
+    def _flush_downloads(self) -> None:
+        for t in self._pending:
+            self.device.wait(COPY, t.executed)
+            self.device.download(t.slot)
+            t.downloaded = self.device.record(COPY)
+            self._slot_free[t.slot] = t.downloaded
+        self._pending.clear()
+
+    def collect(self, ticket: _Ticket) -> np.ndarray:
+        if ticket.downloaded is None:
+            self._flush_downloads()
+        self.device.synchronize(ticket.downloaded)
+        return self.device.host_output(ticket.slot, ticket.shape).copy()
+
+
+def _check(result):
+    err = result[0] if isinstance(result, tuple) else result
+    if int(err) != 0:
+        raise BackendError(f"CUDA error {err}")
+    return result[1] if isinstance(result, tuple) and len(result) == 2 else result[1:] if isinstance(result, tuple) else None
+
+
+class CudaDevice:
+    """Two streams, pinned host buffers and device buffers for ``slots`` windows (cuda.bindings)."""
+
+    def __init__(self, engine, context, max_shapes: dict[str, tuple], output: str, max_out: tuple, slots: int = 2):
+        from cuda.bindings import runtime as cudart
+
+        self.rt, self.engine, self.context, self.output = cudart, engine, context, output
+        self.streams = {COPY: _check(cudart.cudaStreamCreate()), COMPUTE: _check(cudart.cudaStreamCreate())}
+        self.host: list[dict[str, np.ndarray]] = []
+        self.dev: list[dict[str, int]] = []
+        for _ in range(slots):
+            h, d = {}, {}
+            for name, shape in list(max_shapes.items()) + [(output, max_out)]:
+                nbytes = int(np.prod(shape)) * 4
+                ptr = _check(cudart.cudaMallocHost(nbytes))
+                h[name] = np.ctypeslib.as_array((np.ctypeslib.ctypes.c_float * (nbytes // 4)).from_address(ptr))
+                d[name] = _check(cudart.cudaMalloc(nbytes))
+            self.host.append(h)
+            self.dev.append(d)
+
+    def upload(self, slot, inputs):
+        for name, arr in inputs.items():
+            flat = self.host[slot][name][: arr.size]
+            flat[:] = arr.ravel()
+            _check(self.rt.cudaMemcpyAsync(self.dev[slot][name], flat.ctypes.data, arr.nbytes,
+                                           self.rt.cudaMemcpyKind.cudaMemcpyHostToDevice, self.streams[COPY]))
+            self.context.set_input_shape(name, arr.shape)
+
+    def execute(self, slot, shapes):
+        for name, ptr in self.dev[slot].items():
+            self.context.set_tensor_address(name, ptr)
+        if not self.context.execute_async_v3(self.streams[COMPUTE]):
+            raise BackendError("TensorRT execution failed")
+        self._out_shape = tuple(self.context.get_tensor_shape(self.output))
+        return self._out_shape
+
+    def download(self, slot):
+        nbytes = int(np.prod(self._out_shape)) * 4
+        _check(self.rt.cudaMemcpyAsync(self.host[slot][self.output].ctypes.data, self.dev[slot][self.output], nbytes,
+                                       self.rt.cudaMemcpyKind.cudaMemcpyDeviceToHost, self.streams[COPY]))
+
+    def record(self, stream):
+        event = _check(self.rt.cudaEventCreate())
+        _check(self.rt.cudaEventRecord(event, self.streams[stream]))
+        return event
+
+    def wait(self, stream, event):
+        _check(self.rt.cudaStreamWaitEvent(self.streams[stream], event, 0))
+
+    def synchronize(self, event):
+        _check(self.rt.cudaEventSynchronize(event))
+        _check(self.rt.cudaEventDestroy(event))
+
+    def host_output(self, slot, shape):
+        return self.host[slot][self.output][: int(np.prod(shape))].reshape(shape)
+
+
+class TensorRTBackend(Backend):
+    """Runs a ``.plan`` built by ``stvsr-export --profile``; refuses plans built for another machine."""
+
+    name = "tensorrt"
+    max_in_flight = 2
+
+    def __init__(self, path: str):
+        try:
+            import tensorrt as trt
+        except ImportError:
+            raise BackendError("the TensorRT backend needs tensorrt (pip install tensorrt) and an NVIDIA GPU") from None
+        from stvsr.engines.cache import MachineInfo, check_plan, read_sidecar
+        from stvsr.engines.profiles import MAX_TIMES
+
+        plan = read_sidecar(path)
+        check_plan(plan, MachineInfo.current())
+        self.metadata, self.profile = plan.model, plan.profile
+        if plan.settings.plugins == "stvsr":
+            import stvsr.plugins
+
+            stvsr.plugins.register_tensorrt()
+        elif plan.settings.plugins == "native":
+            trt.init_libnvinfer_plugins(trt.Logger(trt.Logger.WARNING), "")
+        runtime = trt.Runtime(trt.Logger(trt.Logger.WARNING))
+        with open(path, "rb") as f:
+            self.engine = runtime.deserialize_cuda_engine(f.read())
+        if self.engine is None:
+            raise BackendError(f"{path}: TensorRT could not deserialize the engine")
+        self.context = self.engine.create_execution_context()
+        h, w = self.profile.max
+        meta = self.metadata
+        shapes = {meta.inputs.get("frames", "frames"): (1, meta.window, 3, h, w)}
+        if meta.takes_times:
+            shapes[meta.inputs.get("times", "times")] = (MAX_TIMES,)
+        for name in meta.flow_inputs:
+            shapes[name] = (1, 2, h, w)
+        outputs = len(meta.output_positions) + (MAX_TIMES if meta.takes_times else 0)
+        max_out = (1, outputs, 3, h * meta.scale, w * meta.scale)
+        self.schedule = DoubleBufferSchedule(CudaDevice(self.engine, self.context, shapes, meta.output, max_out))
+
+    def submit(self, inputs: dict[str, np.ndarray]):
+        h, w = inputs[self.metadata.inputs.get("frames", "frames")].shape[-2:]
+        if not self.profile.contains(h, w):
+            raise BackendError(f"LR frames {w}x{h} are outside this engine's profile {self.profile.name} "
+                               f"({self.profile.min[1]}x{self.profile.min[0]} .. {self.profile.max[1]}x{self.profile.max[0]}); "
+                               "use --tile or build another --profile")
+        return self.schedule.submit({k: np.ascontiguousarray(v, dtype=np.float32) for k, v in inputs.items()})
+
+    def collect(self, ticket) -> np.ndarray:
+        return self.schedule.collect(ticket)

@@ -1,0 +1,166 @@
+"""Engine profiles, cache keys, plan metadata and the double-buffering schedule (no GPU needed).
+
+``RecordingDevice`` is a test double that records the order of operations; it checks the
+schedule's logic and is not GPU validation. Tests that need TensorRT and a GPU skip with the reason.
+"""
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from stvsr.engines.cache import (BuildSettings, EngineMismatch, MachineInfo, PlanMetadata, cache_key, check_plan,
+                                 read_sidecar, write_sidecar)
+from stvsr.engines.builder import input_shapes
+from stvsr.engines.profiles import ProfileError, parse_profile, select_profile
+from stvsr.export.graphs import base_metadata
+from stvsr.runtime.backends.tensorrt import COMPUTE, COPY, DoubleBufferSchedule
+
+HAS_TRT = importlib.util.find_spec("tensorrt") is not None
+
+
+def test_presets_name_output_resolution_and_round_to_multiple():
+    p = parse_profile("1080p", scale=4, multiple=16)
+    assert p.max == (272, 480)             # 1080/4 = 270 -> 272, 1920/4 = 480
+    assert p.min == (192, 320)             # just above the 720p bucket
+    assert parse_profile("360p", 4, 4).min == (4, 4)
+    assert parse_profile("480x270", 4, 16).max == (272, 480)
+    q = parse_profile("64x64:320x180:640x360", 4, 4)
+    assert (q.min, q.opt, q.max) == ((64, 64), (180, 320), (360, 640))
+    for bad in ("1080", "axb", "640x360:320x180:64x64", "1x2:3x4"):
+        with pytest.raises(ProfileError):
+            parse_profile(bad, 4, 4)
+
+
+def test_profile_selection_picks_smallest_fitting():
+    profiles = [parse_profile(p, 4, 4) for p in ("540p", "1080p", "360p")]
+    assert select_profile(profiles, 136, 240).name == "540p"
+    assert select_profile(profiles, 270, 480).name == "1080p"
+    assert select_profile(profiles, 80, 160).name == "360p"
+    with pytest.raises(ProfileError, match="use --tile"):
+        select_profile(profiles, 1000, 1000)
+
+
+def test_input_shapes_follow_metadata():
+    prof = parse_profile("540p", 4, 16)
+    shapes = input_shapes(base_metadata("stvun"), prof)
+    assert shapes["frames"][2] == (1, 7, 3, 144, 240) and shapes["times"][0] == (1,)
+    assert set(input_shapes(base_metadata("starnet"), prof)) == {"frames", "flow_fwd", "flow_bwd"}
+
+
+MACHINE = MachineInfo("11.4.0", "NVIDIA H100 80GB HBM3", "9.0")
+
+
+def test_cache_key_changes_with_every_invalidating_field():
+    prof = parse_profile("540p", 4, 4)
+    settings = BuildSettings("fp16", "native")
+    base = cache_key("a" * 64, prof, settings, MACHINE)
+    variants = [
+        cache_key("b" * 64, prof, settings, MACHINE),
+        cache_key("a" * 64, parse_profile("720p", 4, 4), settings, MACHINE),
+        cache_key("a" * 64, prof, dataclasses.replace(settings, precision="int8"), MACHINE),
+        cache_key("a" * 64, prof, dataclasses.replace(settings, plugins="stvsr"), MACHINE),
+        cache_key("a" * 64, prof, dataclasses.replace(settings, workspace_mb=1024), MACHINE),
+        cache_key("a" * 64, prof, settings, dataclasses.replace(MACHINE, tensorrt="11.5.0")),
+        cache_key("a" * 64, prof, settings, dataclasses.replace(MACHINE, gpu="NVIDIA L4", compute_capability="8.9")),
+    ]
+    assert len({base, *variants}) == len(variants) + 1
+    assert base == cache_key("a" * 64, prof, settings, MACHINE)
+
+
+def test_sidecar_round_trip_and_refusal_of_other_machines(tmp_path):
+    plan = tmp_path / "zsm.plan"
+    plan.write_bytes(b"plan")
+    meta = PlanMetadata(base_metadata("zsm"), parse_profile("540p", 4, 4), BuildSettings("fp16", "stvsr"), MACHINE,
+                        "c" * 64, "k" * 64)
+    write_sidecar(plan, meta)
+    back = read_sidecar(plan)
+    assert back.model.window == 4 and back.profile == meta.profile and back.machine == MACHINE
+    check_plan(back, MACHINE)
+    with pytest.raises(EngineMismatch, match=r"TensorRT 11.4.0 \(this machine: 10.9.0\).*--profile 540p"):
+        check_plan(back, dataclasses.replace(MACHINE, tensorrt="10.9.0"))
+    with pytest.raises(EngineMismatch, match="sm_89"):
+        check_plan(back, MachineInfo("11.4.0", "NVIDIA L4", "8.9"))
+    with pytest.raises(EngineMismatch, match="no other.plan.json"):
+        read_sidecar(tmp_path / "other.plan")
+
+
+class RecordingDevice:
+    """Test double (not a GPU): records operations and fakes events as integers."""
+
+    def __init__(self):
+        self.log: list[tuple] = []
+        self.events = 0
+        self.outputs: dict[int, np.ndarray] = {}
+
+    def upload(self, slot, inputs):
+        self.log.append(("upload", slot, float(inputs["frames"].mean())))
+
+    def execute(self, slot, shapes):
+        self.log.append(("execute", slot))
+        self.outputs[slot] = np.full((1, 1), self.log[-2][2] if self.log[-2][0] == "wait" else 0.0)
+        return (1, 1)
+
+    def download(self, slot):
+        self.log.append(("download", slot))
+
+    def record(self, stream):
+        self.events += 1
+        self.log.append(("record", stream, self.events))
+        return self.events
+
+    def wait(self, stream, event):
+        self.log.append(("wait", stream, event))
+
+    def synchronize(self, event):
+        self.log.append(("sync", event))
+
+    def host_output(self, slot, shape):
+        return np.zeros(shape) + slot
+
+
+def test_double_buffer_schedule_order():
+    dev = RecordingDevice()
+    sched = DoubleBufferSchedule(dev)
+    tickets = [sched.submit({"frames": np.full((1, 2), float(k))}) for k in range(2)]
+    ops = [(o[0], o[1]) for o in dev.log if o[0] in ("upload", "execute", "download")]
+    # Window 1 is uploaded before window 0 is downloaded: the upload overlaps inference on window 0.
+    assert ops == [("upload", 0), ("execute", 0), ("upload", 1), ("download", 0), ("execute", 1)]
+    assert [t.slot for t in tickets] == [0, 1]
+    # Compute waits for the upload's event; the copy stream waits for execution before downloading.
+    up0 = next(o[2] for o in dev.log if o[0] == "record" and o[1] == COPY)
+    assert ("wait", COMPUTE, up0) in dev.log
+    ex0 = tickets[0].executed
+    assert dev.log.index(("wait", COPY, ex0)) < dev.log.index(("download", 0))
+    # Reusing slot 0 for window 2 first waits until window 0's download completed.
+    sched.submit({"frames": np.zeros((1, 2))})
+    assert dev.log.index(("sync", tickets[0].downloaded)) < max(i for i, o in enumerate(dev.log) if o[:2] == ("upload", 0))
+    out = sched.collect(tickets[1])
+    assert out.shape == (1, 1) and ("download", 1) in [(o[0], o[1]) for o in dev.log]
+
+
+def test_export_cli_refuses_profiles_without_tensorrt(tmp_path):
+    if HAS_TRT:
+        pytest.skip("tensorrt is installed here")
+    res = subprocess.run([sys.executable, "-m", "stvsr.export.cli", "--model", "zsm", "--random-weights",
+                          "--profile", "540p", "-o", str(tmp_path / "z.onnx")], capture_output=True, text=True)
+    assert res.returncode == 1 and "needs TensorRT" in res.stderr and not (tmp_path / "z.onnx").exists()
+
+
+@pytest.mark.skipif(not HAS_TRT, reason="TensorRT is not installed (it cannot be installed on these machines); "
+                                        "run benchmarks/validate_gpu.py on a GPU machine")
+def test_build_and_run_engine_on_gpu(tmp_path):
+    from stvsr.engines.builder import build_engines
+    from stvsr.export.api import export_model
+    from stvsr.runtime.backends import open_backend
+
+    onnx_path = export_model("stvun", random_weights=True, precision="fp16", output=tmp_path / "s.onnx").path
+    plan = build_engines(str(onnx_path), [parse_profile("64x64", 4, 16)], BuildSettings("fp16", "native"), tmp_path)[0]
+    with open_backend(str(plan)) as backend:
+        out = backend.run({"frames": np.random.rand(1, 7, 3, 64, 64).astype(np.float32),
+                           "times": np.array([0.5], np.float32)})
+    assert out.shape == (1, 2, 3, 256, 256)
