@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from stvsr.engines.cache import (BuildSettings, EngineMismatch, MachineInfo, PlanMetadata, cache_key, check_plan,
-                                 read_sidecar, write_sidecar)
+                                 check_plan_file, read_sidecar, write_sidecar)
 from stvsr.engines.builder import input_shapes
 from stvsr.engines.profiles import ProfileError, parse_profile, select_profile
 from stvsr.export.graphs import base_metadata
@@ -89,12 +89,29 @@ def test_sidecar_round_trip_and_refusal_of_other_machines(tmp_path):
         read_sidecar(tmp_path / "other.plan")
 
 
+def test_plan_file_must_match_its_sidecar(tmp_path):
+    import hashlib
+
+    plan = tmp_path / "zsm.plan"
+    plan.write_bytes(b"engine bytes")
+    meta = PlanMetadata(base_metadata("zsm"), parse_profile("64x64", 4, 4), BuildSettings("fp32", "none"), MACHINE,
+                        "c" * 64, "k" * 64, hashlib.sha256(b"engine bytes").hexdigest())
+    write_sidecar(plan, meta)
+    back = read_sidecar(plan)
+    assert back.plan_sha256 == meta.plan_sha256
+    check_plan_file(plan, back)
+    plan.write_bytes(b"engine bytes, truncated or replaced")
+    with pytest.raises(EngineMismatch, match="does not match its zsm.plan.json.*rebuild"):
+        check_plan_file(plan, back)
+
+
 class RecordingDevice:
     """Test double (not a GPU): records operations and fakes events as integers."""
 
     def __init__(self):
         self.log: list[tuple] = []
         self.events = 0
+        self.live: set[int] = set()
         self.outputs: dict[int, np.ndarray] = {}
 
     def upload(self, slot, inputs):
@@ -105,13 +122,23 @@ class RecordingDevice:
         self.outputs[slot] = np.full((1, 1), self.log[-2][2] if self.log[-2][0] == "wait" else 0.0)
         return (1, 1)
 
-    def download(self, slot):
+    def download(self, slot, shape):
         self.log.append(("download", slot))
 
     def record(self, stream):
         self.events += 1
+        self.live.add(self.events)
         self.log.append(("record", stream, self.events))
         return self.events
+
+    def elapsed_ms(self, start, end):
+        assert start in self.live and end in self.live
+        return float(end - start)
+
+    def release(self, event):
+        assert event in self.live, f"event {event} released twice"
+        self.live.remove(event)
+        self.log.append(("release", event))
 
     def wait(self, stream, event):
         self.log.append(("wait", stream, event))
@@ -141,6 +168,28 @@ def test_double_buffer_schedule_order():
     assert dev.log.index(("sync", tickets[0].downloaded)) < max(i for i, o in enumerate(dev.log) if o[:2] == ("upload", 0))
     out = sched.collect(tickets[1])
     assert out.shape == (1, 1) and ("download", 1) in [(o[0], o[1]) for o in dev.log]
+
+
+def test_double_buffer_schedule_streams_many_windows_without_leaking_events():
+    """Steady state with two windows in flight (as stvsr-run drives it): every slot reuse waits for the
+    download of the window that last used it, compute timing comes from events, no event leaks."""
+    dev = RecordingDevice()
+    sched = DoubleBufferSchedule(dev)
+    tickets, collected = [sched.submit({"frames": np.zeros((1, 2))})], []
+    for k in range(1, 6):
+        tickets.append(sched.submit({"frames": np.full((1, 2), float(k))}))
+        collected.append(sched.collect(tickets[k - 1]))
+    collected.append(sched.collect(tickets[-1]))
+    sched.close()
+    assert len(collected) == 6 and all(t.gpu_ms == 1.0 for t in tickets)  # started/executed are consecutive events
+    assert not dev.live, f"events never released: {sorted(dev.live)}"
+    uploads = [i for i, o in enumerate(dev.log) if o[0] == "upload"]
+    downloads = [i for i, o in enumerate(dev.log) if o[0] == "download"]
+    for k in range(2, 6):   # window k reuses slot k % 2: window k-2's download was waited for by the host
+        done = tickets[k - 2].downloaded
+        assert dev.log.index(("sync", done)) < uploads[k]
+    for k in range(1, 6):   # upload of window k is enqueued before the download of window k-1
+        assert uploads[k] < downloads[k - 1]
 
 
 def test_export_cli_refuses_profiles_without_tensorrt(tmp_path):

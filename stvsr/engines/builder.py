@@ -5,6 +5,7 @@ from the graph written by ``stvsr-export --fp16/--int8``. One engine per resolut
 """
 from __future__ import annotations
 
+import hashlib
 import sys
 from pathlib import Path
 from typing import Callable
@@ -76,10 +77,13 @@ def build_engine(onnx_path: str, profile: Profile, settings: BuildSettings, out_
     if plan_path.is_file() and Path(str(plan_path) + ".json").is_file():
         log(f"cached engine {plan_path}")
         return plan_path
+    if meta.precision != settings.precision:
+        raise EngineBuildError(f"{onnx_path} is a {meta.precision} graph, not {settings.precision}: TensorRT 11 "
+                               "takes the precision from the graph; export it with the matching --fp16/--int8")
     logger = trt.Logger(trt.Logger.WARNING)
-    if settings.plugins == "native":
-        trt.init_libnvinfer_plugins(logger, "")
-    elif settings.plugins == "stvsr":
+    # ONNX DeformConv maps to TensorRT's built-in ModulatedDeformConv2d plugin in every flavour.
+    trt.init_libnvinfer_plugins(logger, "")
+    if settings.plugins == "stvsr":
         import stvsr.plugins
 
         stvsr.plugins.register_tensorrt()
@@ -106,10 +110,12 @@ def build_engine(onnx_path: str, profile: Profile, settings: BuildSettings, out_
     serialized = builder.build_serialized_network(network, config)
     if serialized is None:
         raise EngineBuildError(f"TensorRT failed to build {onnx_path} for profile {profile.name}")
-    atomic_write_bytes(plan_path, bytes(serialized))
+    plan_bytes = bytes(serialized)
+    atomic_write_bytes(plan_path, plan_bytes)
     if timing_cache:
         atomic_write_bytes(Path(timing_cache), bytes(config.get_timing_cache().serialize()))
-    write_sidecar(plan_path, PlanMetadata(meta, profile, settings, machine, onnx_sha, key))
+    write_sidecar(plan_path, PlanMetadata(meta, profile, settings, machine, onnx_sha, key,
+                                          hashlib.sha256(plan_bytes).hexdigest()))
     return plan_path
 
 

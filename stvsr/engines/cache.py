@@ -70,17 +70,20 @@ class PlanMetadata:
     machine: MachineInfo
     onnx_sha256: str
     key: str
+    plan_sha256: str = ""    # of the plan file itself: a replaced or truncated plan is refused
 
     def to_json(self) -> str:
         return json.dumps({"model": json.loads(self.model.to_json()), "profile": self.profile.to_dict(),
                            "settings": asdict(self.settings), "machine": asdict(self.machine),
-                           "onnx_sha256": self.onnx_sha256, "key": self.key}, indent=2, sort_keys=True)
+                           "onnx_sha256": self.onnx_sha256, "key": self.key, "plan_sha256": self.plan_sha256},
+                          indent=2, sort_keys=True)
 
     @classmethod
     def from_json(cls, text: str) -> "PlanMetadata":
         d = json.loads(text)
         return cls(ModelMetadata.from_json(json.dumps(d["model"])), Profile.from_dict(d["profile"]),
-                   BuildSettings(**d["settings"]), MachineInfo(**d["machine"]), d["onnx_sha256"], d["key"])
+                   BuildSettings(**d["settings"]), MachineInfo(**d["machine"]), d["onnx_sha256"], d["key"],
+                   d.get("plan_sha256", ""))
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
@@ -123,3 +126,14 @@ def check_plan(meta: PlanMetadata, machine: MachineInfo) -> None:
         raise EngineMismatch(f"engine was built for {' and '.join(problems)}; rebuild it here: stvsr-export "
                              f"--model {meta.model.model}{flag} --plugins {meta.settings.plugins} "
                              f"--profile {meta.profile.name}")
+
+
+def check_plan_file(plan_path: str | os.PathLike, meta: PlanMetadata) -> None:
+    """Refuse a plan file that is not the one its sidecar describes (replaced, truncated, copied over)."""
+    if not meta.plan_sha256:
+        return
+    digest = hashlib.sha256(Path(plan_path).read_bytes()).hexdigest()
+    if digest != meta.plan_sha256:
+        raise EngineMismatch(f"{plan_path} does not match its {Path(str(plan_path) + SIDECAR_SUFFIX).name} "
+                             f"(sha256 {digest[:12]}, expected {meta.plan_sha256[:12]}); delete both and rebuild "
+                             f"with stvsr-export --profile {meta.profile.name}")

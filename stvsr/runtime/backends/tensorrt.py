@@ -21,10 +21,12 @@ class Device(Protocol):
 
     def upload(self, slot: int, inputs: dict[str, np.ndarray]) -> None: ...      # host -> pinned -> device, on COPY
     def execute(self, slot: int, shapes: dict[str, tuple]) -> tuple: ...         # on COMPUTE; returns output shape
-    def download(self, slot: int) -> None: ...                                    # device -> pinned, on COPY
-    def record(self, stream: str) -> Any: ...
-    def wait(self, stream: str, event: Any) -> None: ...
-    def synchronize(self, event: Any) -> None: ...
+    def download(self, slot: int, shape: tuple) -> None: ...                      # device -> pinned, on COPY
+    def record(self, stream: str) -> Any: ...                                     # new event recorded on stream
+    def wait(self, stream: str, event: Any) -> None: ...                          # stream waits for event (no host block)
+    def synchronize(self, event: Any) -> None: ...                                # host waits for event
+    def elapsed_ms(self, start: Any, end: Any) -> float: ...
+    def release(self, event: Any) -> None: ...                                    # destroy (safe while pending)
     def host_output(self, slot: int, shape: tuple) -> np.ndarray: ...
 
 
@@ -33,12 +35,22 @@ class _Ticket:
     index: int
     slot: int
     shape: tuple = ()
+    started: Any = None
     executed: Any = None
     downloaded: Any = None
+    gpu_ms: float | None = None     # inference time on the compute stream (CUDA events), set by collect
 
 
 @dataclass
 class DoubleBufferSchedule:
+    """Order of copies, inference and events for ``slots`` buffer sets on a copy and a compute stream.
+
+    Invariants (checked in tests with a recording test double): compute waits for its window's
+    upload event; the copy stream waits for a window's execution event before downloading it;
+    window k+1's upload is enqueued before window k's download; a slot is reused only after the
+    host has waited for the download of the window that last used it; every event is released.
+    """
+
     device: Device
     slots: int = 2
     _count: int = 0
@@ -49,12 +61,16 @@ class DoubleBufferSchedule:
         ticket = _Ticket(self._count, self._count % self.slots)
         self._count += 1
         if ticket.slot in self._slot_free:            # the slot's previous window must be fully downloaded
-            self.device.synchronize(self._slot_free.pop(ticket.slot))
+            event = self._slot_free.pop(ticket.slot)
+            self.device.synchronize(event)
+            self.device.release(event)
         self.device.upload(ticket.slot, inputs)
         uploaded = self.device.record(COPY)
         # The previous window's download goes after this upload on the copy stream.
         self._flush_downloads()
         self.device.wait(COMPUTE, uploaded)
+        self.device.release(uploaded)
+        ticket.started = self.device.record(COMPUTE)
         ticket.shape = self.device.execute(ticket.slot, {k: v.shape for k, v in inputs.items()})
         ticket.executed = self.device.record(COMPUTE)
         self._pending.append(ticket)
@@ -63,7 +79,7 @@ class DoubleBufferSchedule:
     def _flush_downloads(self) -> None:
         for t in self._pending:
             self.device.wait(COPY, t.executed)
-            self.device.download(t.slot)
+            self.device.download(t.slot, t.shape)
             t.downloaded = self.device.record(COPY)
             self._slot_free[t.slot] = t.downloaded
         self._pending.clear()
@@ -72,7 +88,24 @@ class DoubleBufferSchedule:
         if ticket.downloaded is None:
             self._flush_downloads()
         self.device.synchronize(ticket.downloaded)
-        return self.device.host_output(ticket.slot, ticket.shape).copy()
+        out = self.device.host_output(ticket.slot, ticket.shape).copy()
+        if ticket.started is not None:
+            ticket.gpu_ms = self.device.elapsed_ms(ticket.started, ticket.executed)
+            self.device.release(ticket.started)
+            self.device.release(ticket.executed)
+            ticket.started = ticket.executed = None
+        if self._slot_free.get(ticket.slot) is ticket.downloaded:
+            del self._slot_free[ticket.slot]
+            self.device.release(ticket.downloaded)
+        return out
+
+    def close(self) -> None:
+        """Wait for and release everything still outstanding."""
+        self._flush_downloads()
+        for event in self._slot_free.values():
+            self.device.synchronize(event)
+            self.device.release(event)
+        self._slot_free.clear()
 
 
 def _check(result):
@@ -113,13 +146,12 @@ class CudaDevice:
     def execute(self, slot, shapes):
         for name, ptr in self.dev[slot].items():
             self.context.set_tensor_address(name, ptr)
-        if not self.context.execute_async_v3(self.streams[COMPUTE]):
+        if not self.context.execute_async_v3(int(self.streams[COMPUTE])):
             raise BackendError("TensorRT execution failed")
-        self._out_shape = tuple(self.context.get_tensor_shape(self.output))
-        return self._out_shape
+        return tuple(self.context.get_tensor_shape(self.output))
 
-    def download(self, slot):
-        nbytes = int(np.prod(self._out_shape)) * 4
+    def download(self, slot, shape):
+        nbytes = int(np.prod(shape)) * 4
         _check(self.rt.cudaMemcpyAsync(self.host[slot][self.output].ctypes.data, self.dev[slot][self.output], nbytes,
                                        self.rt.cudaMemcpyKind.cudaMemcpyDeviceToHost, self.streams[COPY]))
 
@@ -133,7 +165,24 @@ class CudaDevice:
 
     def synchronize(self, event):
         _check(self.rt.cudaEventSynchronize(event))
+
+    def elapsed_ms(self, start, end):
+        return float(_check(self.rt.cudaEventElapsedTime(start, end)))
+
+    def release(self, event):
         _check(self.rt.cudaEventDestroy(event))
+
+    def close(self):
+        """Free pinned and device buffers and the streams (after the streams are idle)."""
+        for stream in self.streams.values():
+            _check(self.rt.cudaStreamSynchronize(stream))
+        for h, d in zip(self.host, self.dev):
+            for name in d:
+                _check(self.rt.cudaFree(d[name]))
+                _check(self.rt.cudaFreeHost(h[name].ctypes.data))
+        for stream in self.streams.values():
+            _check(self.rt.cudaStreamDestroy(stream))
+        self.host, self.dev, self.streams = [], [], {}
 
     def host_output(self, slot, shape):
         return self.host[slot][self.output][: int(np.prod(shape))].reshape(shape)
@@ -150,19 +199,20 @@ class TensorRTBackend(Backend):
             import tensorrt as trt
         except ImportError:
             raise BackendError("the TensorRT backend needs tensorrt (pip install tensorrt) and an NVIDIA GPU") from None
-        from stvsr.engines.cache import MachineInfo, check_plan, read_sidecar
+        from stvsr.engines.cache import MachineInfo, check_plan, check_plan_file, read_sidecar
         from stvsr.engines.profiles import MAX_TIMES
 
         plan = read_sidecar(path)
         check_plan(plan, MachineInfo.current())
+        check_plan_file(path, plan)
         self.metadata, self.profile = plan.model, plan.profile
+        logger = trt.Logger(trt.Logger.WARNING)
+        trt.init_libnvinfer_plugins(logger, "")  # DeformConv maps to a built-in plugin in every flavour
         if plan.settings.plugins == "stvsr":
             import stvsr.plugins
 
             stvsr.plugins.register_tensorrt()
-        elif plan.settings.plugins == "native":
-            trt.init_libnvinfer_plugins(trt.Logger(trt.Logger.WARNING), "")
-        runtime = trt.Runtime(trt.Logger(trt.Logger.WARNING))
+        runtime = trt.Runtime(logger)
         with open(path, "rb") as f:
             self.engine = runtime.deserialize_cuda_engine(f.read())
         if self.engine is None:
@@ -177,7 +227,9 @@ class TensorRTBackend(Backend):
             shapes[name] = (1, 2, h, w)
         outputs = len(meta.output_positions) + (MAX_TIMES if meta.takes_times else 0)
         max_out = (1, outputs, 3, h * meta.scale, w * meta.scale)
-        self.schedule = DoubleBufferSchedule(CudaDevice(self.engine, self.context, shapes, meta.output, max_out))
+        self.device = CudaDevice(self.engine, self.context, shapes, meta.output, max_out)
+        self.schedule = DoubleBufferSchedule(self.device)
+        self.gpu_ms: list[float] = []   # per collected window: inference time on the compute stream (CUDA events)
 
     def submit(self, inputs: dict[str, np.ndarray]):
         h, w = inputs[self.metadata.inputs.get("frames", "frames")].shape[-2:]
@@ -188,4 +240,13 @@ class TensorRTBackend(Backend):
         return self.schedule.submit({k: np.ascontiguousarray(v, dtype=np.float32) for k, v in inputs.items()})
 
     def collect(self, ticket) -> np.ndarray:
-        return self.schedule.collect(ticket)
+        out = self.schedule.collect(ticket)
+        if ticket.gpu_ms is not None:
+            self.gpu_ms.append(ticket.gpu_ms)
+        return out
+
+    def close(self) -> None:
+        if getattr(self, "schedule", None) is not None:
+            self.schedule.close()
+            self.device.close()
+            self.schedule = None
