@@ -2,12 +2,20 @@
 from __future__ import annotations
 
 import importlib.util
+import os
 from pathlib import Path
 
 import pytest
 import torch
 
 REFERENCE = Path(__file__).parent / "reference"
+
+
+def pytest_configure(config):
+    """One torch thread per pytest-xdist worker: two workers on two cores with two threads each
+    oversubscribe the CPU and make the many small convolutions tens of times slower."""
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        torch.set_num_threads(1)
 
 
 def _seeded_module():

@@ -56,30 +56,6 @@ def test_keys_shapes_and_parameter_count_are_official(name):
     assert sum(p.numel() for p in net.parameters()) == models.info(name).params
 
 
-@pytest.mark.skipif(not _built("zsm"), reason="zsm not built")
-def test_zsm_input_validation():
-    net = models.create("zsm")
-    with pytest.raises(ValueError, match="multiples of 4"):
-        net(torch.rand(1, 2, 3, 10, 12))
-    with pytest.raises(ValueError, match="at least 2 input frames"):
-        net(torch.rand(1, 1, 3, 8, 8))
-    with pytest.raises(ValueError, match="RGB"):
-        net(torch.rand(1, 2, 4, 8, 8))
-    with pytest.raises(ValueError, match="floating-point"):
-        net(torch.zeros(1, 2, 3, 8, 8, dtype=torch.uint8))
-
-
-@pytest.mark.skipif(not _built("zsm"), reason="zsm not built")
-def test_zsm_frame_count_and_batch_independence():
-    net = models.create("zsm", weights=seeded("zsm"))
-    x = torch.rand(2, 3, 3, 8, 12)
-    with torch.no_grad():
-        both = net(x)
-        single = net(x[1:])
-    assert both.shape == (2, 5, 3, 32, 48)
-    assert rel_l2(both[1:], single) < 1e-5
-
-
 @pytest.mark.skipif(not _built("stvun"), reason="stvun not built")
 def test_stvun_input_validation_and_time_batching():
     net = models.create("stvun", weights=seeded("stvun"))

@@ -165,8 +165,9 @@ class BiDeformableConvLSTM(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, n, c, h, w = x.shape
-        fwd = self.forward_net(x)
-        bwd = self.forward_net(x.flip(1)).flip(1)
+        # Both directions share weights and are independent: run them as one batch.
+        both = self.forward_net(torch.cat([x, x.flip(1)], dim=0))
+        fwd, bwd = both[:b], both[b:].flip(1)
         out = self.conv_1x1(torch.cat([fwd, bwd], dim=2).reshape(b * n, 2 * c, h, w))
         return out.view(b, n, c, h, w)
 
