@@ -29,15 +29,31 @@ def open_video(path: str | os.PathLike):
 
 
 def iter_rgb_frames(path: str | os.PathLike, max_frames: int | None = None) -> Iterator[np.ndarray]:
-    """Decoded frames as uint8 RGB arrays ``[H, W, 3]``."""
+    """Decoded frames as uint8 RGB arrays ``[H, W, 3]``; corrupt data or a size change raises
+    ``VideoError`` naming the frame index."""
+    import av
+
     container, stream = open_video(path)
+    size = (stream.codec_context.width, stream.codec_context.height)
+    index = 0
     try:
-        count = 0
-        for frame in container.decode(stream):
-            yield frame.to_ndarray(format="rgb24")
-            count += 1
-            if max_frames is not None and count >= max_frames:
+        packets = container.demux(stream)
+        while max_frames is None or index < max_frames:
+            try:
+                packet = next(packets)
+            except StopIteration:
                 break
+            try:
+                frames = packet.decode()
+            except av.error.FFmpegError as exc:
+                raise VideoError(f"{path}: corrupt video data near frame {index} ({exc.strerror or exc})") from None
+            for frame in frames:
+                if (frame.width, frame.height) != size:
+                    raise VideoError(f"{path}: frame {index} changes size to {frame.width}x{frame.height}")
+                yield frame.to_ndarray(format="rgb24")
+                index += 1
+                if max_frames is not None and index >= max_frames:
+                    return
     finally:
         container.close()
 

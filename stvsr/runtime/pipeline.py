@@ -19,7 +19,8 @@ import numpy as np
 from stvsr.runtime.backends.base import Backend
 from stvsr.runtime.flow import FlowProvider, flow_provider
 from stvsr.runtime.tiling import pad_frames, run_tiled
-from stvsr.runtime.video_io import VideoInfo, VideoWriter, decode_rgb, probe
+from stvsr.runtime.video_io import VideoInfo, VideoWriter, probe
+from stvsr.video import iter_rgb_frames
 from stvsr.runtime.windows import plan
 
 _DONE = object()
@@ -70,7 +71,7 @@ def _put(q: queue.Queue, item, stop: threading.Event) -> bool:
 
 def _reader(path: str, limit: int, multiple: int, out: queue.Queue, stop: threading.Event) -> None:
     try:
-        for rgb in decode_rgb(path, limit):
+        for rgb in iter_rgb_frames(path, limit):
             frame = pad_frames(rgb.transpose(2, 0, 1).astype(np.float32) / 255.0, multiple)
             if not _put(out, frame, stop):
                 return

@@ -7,7 +7,6 @@ import tempfile
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 
@@ -50,34 +49,6 @@ def probe(path: str) -> VideoInfo:
     if frames == 0:
         raise VideoError(f"{path}: the video stream has no frames")
     return VideoInfo(path, width, height, Fraction(fps), frames, colour, others)
-
-
-def decode_rgb(path: str, max_frames: int | None = None) -> Iterator[np.ndarray]:
-    """uint8 RGB frames ``[H, W, 3]``; a corrupt frame raises VideoError naming its index."""
-    import av
-
-    container, stream = open_video(path)
-    index = 0
-    try:
-        packets = container.demux(stream)
-        while max_frames is None or index < max_frames:
-            try:
-                packet = next(packets)
-            except StopIteration:
-                break
-            try:
-                frames = packet.decode()
-            except av.error.FFmpegError as exc:
-                raise VideoError(f"{path}: corrupt video data near frame {index} ({exc.strerror or exc})") from None
-            for frame in frames:
-                if frame.width != stream.codec_context.width or frame.height != stream.codec_context.height:
-                    raise VideoError(f"{path}: frame {index} changes size to {frame.width}x{frame.height}")
-                yield frame.to_ndarray(format="rgb24")
-                index += 1
-                if max_frames is not None and index >= max_frames:
-                    return
-    finally:
-        container.close()
 
 
 class VideoWriter:
