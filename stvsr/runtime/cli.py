@@ -36,7 +36,7 @@ def default_output(input_path: str) -> str:
               help="Process frames in LR tiles of this many pixels (overlapping) to bound memory.")
 @click.option("--tile-overlap", type=click.IntRange(0, 512), default=16, show_default=True, help="LR pixels of tile overlap.")
 @click.option("--codec", default="libx264", show_default=True, help="Output video codec (any FFmpeg encoder in PyAV).")
-@click.option("--crf", type=click.IntRange(1, 63), default=18, show_default=True, help="Constant rate factor (quality).")
+@click.option("--crf", type=click.IntRange(0, 63), default=18, show_default=True, help="Constant rate factor (quality).")
 @click.option("--preset", default="medium", show_default=True, help="Encoder preset (x264/x265).")
 @click.option("--pix-fmt", default="yuv420p", show_default=True, help="Output pixel format.")
 @click.option("--flow", type=click.Choice(["farneback", "dis"]), default="farneback", show_default=True,

@@ -81,7 +81,6 @@ class VideoWriter:
             self.abort()
             raise VideoError(f"cannot encode {codec!r} into {path}: {exc}") from None
         self.stream.width, self.stream.height, self.stream.pix_fmt = width, height, pix_fmt
-        self.stream.time_base = Fraction(1, 1) / fps
         for field in COLOUR_FIELDS:
             value = source.colour.get(field)
             if value is not None:
@@ -110,8 +109,7 @@ class VideoWriter:
         import av
 
         frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
-        frame.pts = self.count
-        frame.time_base = self.stream.time_base
+        frame.pts = self.count  # in 1/fps units: PyAV derives the codec time base from the rate
         for packet in self.stream.encode(frame):
             self.container.mux(packet)
         self.count += 1
