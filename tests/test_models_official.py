@@ -74,19 +74,6 @@ def test_stvun_input_validation_and_time_batching():
     assert rel_l2(many[:, 0], one[:, 0]) < 1e-6 and rel_l2(many[:, 2], one[:, 1]) < 1e-5
 
 
-@pytest.mark.skipif(not _built("starnet"), reason="starnet not built")
-def test_starnet_input_validation():
-    net = models.create("starnet")
-    x, f = torch.rand(1, 3, 32, 32), torch.zeros(1, 2, 32, 32)
-    with pytest.raises(ValueError, match=r"flow_f must be \[B, 2, H, W\]"):
-        net(x, x, x, f)
-    with pytest.raises(ValueError, match="does not match x1"):
-        net(x, torch.rand(1, 3, 32, 36), f, f)
-    with pytest.raises(ValueError, match="at least 32"):
-        small = torch.rand(1, 3, 16, 16)
-        net(small, small, torch.zeros(1, 2, 16, 16), torch.zeros(1, 2, 16, 16))
-
-
 @pytest.mark.skipif(not _built("fmu"), reason="fmu not built")
 def test_fmu_validation_and_vectorised_times_match_forward():
     net = models.create("fmu", weights=seeded("fmu"))

@@ -15,8 +15,10 @@ from torch import nn
 PARAMS = 111_610_863
 WEIGHTS_FILE = "FBPNSR_RBPN_V4_REF_Lr_STAR_ST.pth"
 SCALE = 4
-SIZE_MULTIPLE = 4   # stride-4 projections and the x2/x4 pyramid need it
-MIN_SIZE = 32       # the flow UNet pools five times
+# The flow UNet max-pools five times (floor) and pads each upsampled map back to its skip's size, so
+# any height/width of at least 2**5 = 32 works exactly as in the official code; the stride-4 projections
+# (kernel 8, padding 2) and the stride-2 HR pyramid map any size onto itself.
+MIN_SIZE = 32
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 FLOW_CLIP, FLOW_DIV = 150.0, 150.0  # the official eval clips flows to +-150 px and divides by 150
@@ -292,19 +294,22 @@ class STARnet(nn.Module):
         self.model = STARCore(base_filter, feat, num_stages, n_resblock)
         self.flow_net = FlowUNet(8, 2)
 
-    @staticmethod
-    def check_input(x1, x2, flow_f, flow_b) -> None:
+    def check_input(self, x1, x2, flow_f, flow_b) -> None:
+        """ValueError naming the violated constraint; shape/dtype checks only (export-safe)."""
+        dtype = next(self.parameters()).dtype
         for name, t, ch in (("x1", x1, 3), ("x2", x2, 3), ("flow_f", flow_f, 2), ("flow_b", flow_b, 2)):
             if not isinstance(t, torch.Tensor) or not t.is_floating_point():
                 raise ValueError(f"starnet: {name} must be a floating-point tensor")
+            if t.dtype != dtype:
+                raise ValueError(f"starnet: {name} has dtype {t.dtype}, the network's weights are {dtype}")
             if t.dim() != 4 or t.shape[1] != ch:
                 raise ValueError(f"starnet: {name} must be [B, {ch}, H, W], got shape {tuple(t.shape)}")
             if t.shape[0] != x1.shape[0] or t.shape[2:] != x1.shape[2:]:
                 raise ValueError(f"starnet: {name} {tuple(t.shape)} does not match x1 {tuple(x1.shape)}")
         h, w = x1.shape[2], x1.shape[3]
-        if h % SIZE_MULTIPLE or w % SIZE_MULTIPLE or h < MIN_SIZE or w < MIN_SIZE:
-            raise ValueError(f"starnet: height and width must be multiples of {SIZE_MULTIPLE} and at least "
-                             f"{MIN_SIZE}, got {h}x{w} (pad the frames first)")
+        if h < MIN_SIZE or w < MIN_SIZE:
+            raise ValueError(f"starnet: height and width must be at least {MIN_SIZE} (the flow UNet pools "
+                             f"five times), got {h}x{w} (pad the frames first)")
 
     def forward(self, x1, x2, flow_f, flow_b):
         self.check_input(x1, x2, flow_f, flow_b)
