@@ -1,6 +1,8 @@
 """FLOP counting with PyTorch's FlopCounterMode, taught our custom deformable convolution."""
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch.utils.flop_counter import FlopCounterMode, register_flop_formula
 
@@ -17,8 +19,9 @@ def _deform_conv_flops(x_shape, offset_shape, mask_shape, w_shape, *args, out_sh
     return 2 * n * out_c * c_per_group * kh * kw * oh * ow + 8 * samples
 
 
-def count_flops(fn, *args, **kwargs) -> int:
-    """Total FLOPs of one call of ``fn(*args, **kwargs)`` (convolutions, matmuls, deformable convs)."""
+def count_flops(fn, *args, **kwargs) -> tuple[int, Any]:
+    """Total FLOPs of one call of ``fn(*args, **kwargs)`` (convolutions, matmuls, deformable convs),
+    and that call's result."""
     with FlopCounterMode(display=False) as counter, torch.no_grad():
-        fn(*args, **kwargs)
-    return int(counter.get_total_flops())
+        result = fn(*args, **kwargs)
+    return int(counter.get_total_flops()), result

@@ -40,13 +40,29 @@ def time_call(fn: Callable[[], object], warmup: int = 1, repeats: int = 5) -> Ti
     return Timing(statistics.median(samples), q1, q3, samples[0], len(samples))
 
 
-def matmul_peak_gflops(size: int = 1024, repeats: int = 5) -> float:
-    """Achieved float32 GFLOP/s of a square matmul in PyTorch: this machine's practical peak."""
+def matmul_peak_gflops(size: int = 2048, repeats: int = 5, threads: int = 0) -> dict[str, float]:
+    """Achieved float32 GFLOP/s of a square matmul in PyTorch and in ONNX Runtime (best of ``repeats``),
+    and their maximum under ``peak``: this machine's practical limit for every backend that runs here."""
+    import numpy as np
     import torch
+    from onnx import TensorProto, helper
 
+    from stvsr.export.verify import ort_session
+
+    flop = 2 * size**3
     a, b = torch.randn(size, size), torch.randn(size, size)
-    t = time_call(lambda: a @ b, warmup=2, repeats=repeats)
-    return 2 * size**3 / t.minimum / 1e9
+    result = {"pytorch": flop / time_call(lambda: a @ b, warmup=2, repeats=repeats).minimum / 1e9}
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["a", "b"], ["c"])], "matmul",
+        [helper.make_tensor_value_info(n, TensorProto.FLOAT, [size, size]) for n in ("a", "b")],
+        [helper.make_tensor_value_info("c", TensorProto.FLOAT, [size, size])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    session = ort_session(model, threads=threads)
+    feed = {"a": a.numpy(), "b": np.ascontiguousarray(b.numpy())}
+    result["onnxruntime"] = flop / time_call(lambda: session.run(None, feed), warmup=2, repeats=repeats).minimum / 1e9
+    result["peak"] = max(result["pytorch"], result["onnxruntime"])
+    return result
 
 
 def cpu_name() -> str:

@@ -1,9 +1,13 @@
 """One benchmark run: every network on every backend present, timed, counted and compared."""
 from __future__ import annotations
 
+import contextlib
+import copy
 import os
+import tempfile
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
@@ -88,26 +92,78 @@ def trt_reason() -> str | None:
     return None
 
 
-def _ort_model(name: str, module, meta, precision: str, cfg: Config):
-    from stvsr.export.calibration import calibration_windows
-    from stvsr.export.onnx_export import DEFAULT_OPSET, export_graph
-    from stvsr.export.precision import to_fp16, to_int8
+class Graphs:
+    """ONNX graphs of one network: FP32 exported once, FP16/INT8 derived from it on first use."""
 
-    m = meta.size_multiple
-    side = _round_up(min(TRACE_SIZE, max(m, 32)), m)
-    proto = export_graph(module, example_inputs(meta, side, side, times=cfg.times), meta, DEFAULT_OPSET)
-    if precision == "fp16":
-        proto = to_fp16(proto)
-    elif precision == "int8":
-        if not cfg.video:
-            raise RuntimeError("INT8 calibration needs --video")
-        proto = to_int8(proto, calibration_windows(cfg.video, meta, windows=2, height=side, width=side))
-    return proto
+    def __init__(self, module, meta, cfg: Config):
+        self.module, self.meta, self.cfg = module, meta, cfg
+        m = meta.size_multiple
+        self.side = _round_up(min(TRACE_SIZE, max(m, 32)), m)
+        self.protos: dict = {}
+
+    def get(self, precision: str):
+        from stvsr.export.calibration import calibration_windows
+        from stvsr.export.onnx_export import DEFAULT_OPSET, export_graph, finalize
+        from stvsr.export.precision import to_fp16, to_int8
+
+        if precision in self.protos:
+            return self.protos[precision]
+        meta = copy.deepcopy(self.meta)
+        meta.precision = precision
+        if precision == "fp32":
+            inputs = example_inputs(meta, self.side, self.side, times=self.cfg.times)
+            proto = export_graph(self.module, inputs, meta, DEFAULT_OPSET)
+        elif precision == "fp16":
+            proto = finalize(to_fp16(self.get("fp32")), meta)
+        elif precision == "int8":
+            if not self.cfg.video:
+                raise RuntimeError("INT8 calibration needs --video")
+            windows = calibration_windows(self.cfg.video, meta, windows=2, height=self.side, width=self.side)
+            proto = finalize(to_int8(self.get("fp32"), windows), meta)
+        else:
+            raise ValueError(f"unknown precision {precision!r}")
+        self.protos[precision] = proto
+        return proto
+
+
+def _ort_runner(graphs: Graphs, precision: str, feed: dict, cfg: Config, stack: contextlib.ExitStack):
+    from stvsr.export.verify import ort_session
+
+    session = ort_session(graphs.get(precision), threads=cfg.threads)
+    return lambda: session.run(None, feed)[0]
+
+
+def _trt_runner(graphs: Graphs, precision: str, feed: dict, cfg: Config, stack: contextlib.ExitStack):
+    """Build a TensorRT engine for exactly this input size and run it through stvsr-run's backend."""
+    reason = trt_reason()
+    if reason:
+        raise RuntimeError(reason)
+    from stvsr.engines.builder import build_engine
+    from stvsr.engines.cache import BuildSettings
+    from stvsr.engines.profiles import Profile
+    from stvsr.export.onnx_export import atomic_save
+    from stvsr.runtime.backends.tensorrt import TensorRTBackend
+
+    tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="stvsr-bench-")))
+    onnx_path = tmp / f"{graphs.meta.model}-{precision}.onnx"
+    atomic_save(graphs.get(precision), onnx_path)
+    h, w = feed["frames"].shape[-2:]
+    profile = Profile("bench", (h, w), (h, w), (h, w))
+    plan = build_engine(str(onnx_path), profile, BuildSettings(precision, "none"), tmp, log=cfg.log)
+    backend = stack.enter_context(TensorRTBackend(str(plan)))
+    return lambda: backend.run(feed)
+
+
+RUNNERS = {"ort": _ort_runner, "trt": _trt_runner}
+
+
+def _backend_label(kind: str) -> str:
+    return {"pytorch": "pytorch", "ort": "onnxruntime-cpu", "trt": "tensorrt"}[kind]
 
 
 def bench_network(name: str, cfg: Config, peak: float) -> dict:
     """Parameters, FLOPs, and per-backend latency and PSNR of network ``name``."""
-    from stvsr.export.verify import ort_session, psnr
+    from stvsr.export.verify import compare
 
     weights, weights_note = _weights(name)
     module = graph_module(name, weights)
@@ -115,6 +171,7 @@ def bench_network(name: str, cfg: Config, peak: float) -> dict:
     w, h = lr_size(name, cfg)
     frames, footage = _footage(cfg.video, meta.window, w, h)
     inputs = example_inputs(meta, h, w, times=cfg.times, frames=frames)
+    feed = {k: v.numpy() for k, v in inputs.items()}
     paper_w, paper_h = PAPER_LR_SIZE[name]
     paper_px = _round_up(paper_w, meta.size_multiple) * _round_up(paper_h, meta.size_multiple)
     net = {
@@ -127,55 +184,51 @@ def bench_network(name: str, cfg: Config, peak: float) -> dict:
     }
     cfg.log(f"[{name}] {net['params']:,} params, LR {w}x{h}, weights: {weights_note}")
 
-    # First PyTorch call: counts FLOPs, serves as a warm-up and gives the FP32 reference output.
+    # The first PyTorch call counts FLOPs, warms up and gives the FP32 reference output.
     start = time.perf_counter()
-    flops = count_flops(module, *inputs.values())
-    with torch.no_grad():
-        reference = module(*inputs.values()).numpy()
+    flops, reference = count_flops(module, *inputs.values())
+    reference = reference.numpy()
     out_frames = reference.shape[1]
     net["out_frames_per_window"] = out_frames
     net["gflops_per_frame"] = flops / out_frames / 1e9
     cfg.log(f"[{name}] {flops / 1e9:.1f} GFLOPs per window, {out_frames} frames out "
-            f"(first calls {time.perf_counter() - start:.1f} s)")
+            f"(first call {time.perf_counter() - start:.1f} s)")
 
+    graphs = Graphs(module, meta, cfg)
     for backend in cfg.backends:
         kind, _, precision = backend.partition("-")
         precision = precision or "fp32"
-        row = {"backend": "pytorch" if kind == "pytorch" else ("onnxruntime-cpu" if kind == "ort" else "tensorrt"),
-               "precision": precision, "size": f"{w}x{h}"}
-        try:
-            if kind == "pytorch":
-                def call():
-                    with torch.no_grad():
-                        return module(*inputs.values())
-                warm = max(0, cfg.warmup - 1)          # the FLOP-counting call above already warmed up
-                out = reference
-            elif kind == "ort":
-                session = ort_session(_ort_model(name, module, meta, precision, cfg), threads=cfg.threads)
-                feed = {k: v.numpy() for k, v in inputs.items()}
-                out = session.run(None, feed)[0]         # also the first warm-up
-                def call():
-                    return session.run(None, feed)
-                warm = max(0, cfg.warmup - 1)
-            else:
-                raise RuntimeError(trt_reason() or "TensorRT benchmarking is not wired in this build")
-            timing = time_call(call, warmup=warm, repeats=cfg.repeats)
-        except Exception as exc:  # one backend failing must not lose the others
-            row["error"] = f"{type(exc).__name__}: {str(exc).splitlines()[0][:160] if str(exc) else ''}"
-            cfg.log(f"[{name}] {backend}: failed: {row['error']}")
-            net["runs"].append(row)
-            continue
+        row = {"backend": _backend_label(kind), "precision": precision, "size": f"{w}x{h}"}
+        with contextlib.ExitStack() as stack:
+            try:
+                if kind == "pytorch":
+                    def call():
+                        with torch.no_grad():
+                            return module(*inputs.values())
+                    out = reference
+                else:
+                    cfg.log(f"[{name}] {backend}: preparing the graph")
+                    call = RUNNERS[kind](graphs, precision, feed, cfg, stack)
+                    out = call()                          # its output is the PSNR sample; also a warm-up
+                warm = max(0, cfg.warmup - 1)             # one call above already warmed this backend up
+                timing = time_call(call, warmup=warm, repeats=cfg.repeats)
+            except Exception as exc:  # one backend failing must not lose the others
+                row["error"] = f"{type(exc).__name__}: {str(exc).splitlines()[0][:160] if str(exc) else ''}"
+                cfg.log(f"[{name}] {backend}: failed: {row['error']}")
+                net["runs"].append(row)
+                continue
         per_frame = timing.median / out_frames
         row.update(timing=timing.to_dict(), ms_per_frame=1000 * per_frame,
                    iqr_ms=1000 * (timing.q3 - timing.q1) / out_frames, fps=1 / per_frame,
                    ms_per_frame_paper_size=1000 * per_frame * net["paper_pixel_ratio"],
                    gflops_per_s=flops / timing.median / 1e9)
         row["efficiency"] = row["gflops_per_s"] / peak if peak else None
-        value = psnr(np.asarray(out, dtype=np.float32), reference)
-        row["psnr"] = None if not np.isfinite(value) else value
-        row["psnr_exact"] = not np.isfinite(value)
+        fidelity = compare(np.asarray(out, dtype=np.float32), reference)
+        row["psnr"] = fidelity.psnr if np.isfinite(fidelity.psnr) else None
+        row["psnr_exact"] = not np.isfinite(fidelity.psnr)
+        row["rel_l2"], row["max_abs"] = fidelity.rel_l2, fidelity.max_abs
         cfg.log(f"[{name}] {backend}: {row['ms_per_frame']:.1f} ms/frame (IQR {row['iqr_ms']:.1f}), "
-                f"{row['gflops_per_s']:.1f} GFLOP/s, PSNR {value:.2f} dB")
+                f"{row['gflops_per_s']:.1f} GFLOP/s, PSNR {fidelity.psnr:.2f} dB, rel. L2 {fidelity.rel_l2:.2g}")
         net["runs"].append(row)
     return net
 
@@ -244,9 +297,10 @@ def run(cfg: Config) -> dict:
             backends.append(b)
     cfg.backends = backends
     start = time.perf_counter()
-    peak = matmul_peak_gflops()
-    cfg.log(f"matmul peak {peak:.1f} GFLOP/s")
-    networks = {name: bench_network(name, cfg, peak) for name in cfg.models}
+    peaks = matmul_peak_gflops(threads=cfg.threads)
+    cfg.log(f"matmul peak {peaks['peak']:.1f} GFLOP/s (PyTorch {peaks['pytorch']:.1f}, "
+            f"ONNX Runtime {peaks['onnxruntime']:.1f})")
+    networks = {name: bench_network(name, cfg, peaks["peak"]) for name in cfg.models}
     comparisons = fps_ratio_comparison(networks)
     if cfg.comparisons and "fmu" in cfg.models:
         comparisons += two_stage_comparison(cfg)
@@ -256,13 +310,14 @@ def run(cfg: Config) -> dict:
     except OSError:
         pass
     return {
-        "mode": cfg.mode, "machine": info, "matmul_peak_gflops": peak,
+        "mode": cfg.mode, "machine": info, "matmul_peak_gflops": peaks["peak"], "matmul_gflops": peaks,
         "method": (f"{cfg.warmup} warm-up call(s) (the first PyTorch call also counts FLOPs; the first ORT "
                    f"call is the PSNR output), then {cfg.repeats} timed repeat(s) of one window each; median "
                    f"and inter-quartile range; {torch.get_num_threads()} PyTorch threads, ORT intra-op threads "
                    f"{cfg.threads or 'default'}; {cfg.times} interpolated frame(s) per window for stvun/fmu; "
-                   f"ONNX graphs exported at {TRACE_SIZE}px-class size with dynamic H/W, INT8 calibrated on 2 "
-                   f"windows of the footage."),
+                   f"ONNX graphs exported once per network at {TRACE_SIZE}px-class size with dynamic H/W (FP16 "
+                   f"and INT8 derived from the FP32 graph), INT8 calibrated on 2 windows of the footage; "
+                   f"TensorRT engines built for exactly the benchmark size, timed host-to-host."),
         "config": {"models": cfg.models, "backends": cfg.backends, "repeats": cfg.repeats, "warmup": cfg.warmup,
                    "threads": cfg.threads, "size": cfg.size, "video": cfg.video, "times": cfg.times},
         "networks": networks, "comparisons": comparisons, "skipped": cfg.skipped,

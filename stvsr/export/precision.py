@@ -161,6 +161,7 @@ class _FrameReader:
 
 def to_int8(model: onnx.ModelProto, calibration: Iterable[dict[str, np.ndarray]]) -> onnx.ModelProto:
     """Explicitly quantized copy: symmetric int8 Q/DQ on weights and activations, FP32 islands excluded."""
+    import logging
     import os
     import tempfile
 
@@ -169,15 +170,20 @@ def to_int8(model: onnx.ModelProto, calibration: Iterable[dict[str, np.ndarray]]
     model = onnx.ModelProto.FromString(model.SerializeToString())
     _name_nodes(model)
     exclude = sorted(fp32_island(model))
-    with tempfile.TemporaryDirectory() as tmp:
-        src, dst = os.path.join(tmp, "fp32.onnx"), os.path.join(tmp, "int8.onnx")
-        onnx.save_model(model, src)
-        quantize_static(
-            src, dst, _FrameReader(calibration), quant_format=QuantFormat.QDQ,
-            activation_type=QuantType.QInt8, weight_type=QuantType.QInt8, per_channel=True,
-            nodes_to_exclude=exclude, calibrate_method=CalibrationMethod.MinMax,
-            op_types_to_quantize=["Conv", "ConvTranspose", "MatMul", "Gemm"],
-            extra_options={"ActivationSymmetric": True, "WeightSymmetric": True},
-        )
-        out = onnx.load(dst)
-    return out
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)  # quantize_static logs pre-processing advice on the root logger
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            src, dst = os.path.join(tmp, "fp32.onnx"), os.path.join(tmp, "int8.onnx")
+            onnx.save_model(model, src)
+            quantize_static(
+                src, dst, _FrameReader(calibration), quant_format=QuantFormat.QDQ,
+                activation_type=QuantType.QInt8, weight_type=QuantType.QInt8, per_channel=True,
+                nodes_to_exclude=exclude, calibrate_method=CalibrationMethod.MinMax,
+                op_types_to_quantize=["Conv", "ConvTranspose", "MatMul", "Gemm"],
+                extra_options={"ActivationSymmetric": True, "WeightSymmetric": True},
+            )
+            return onnx.load(dst)
+    finally:
+        root.setLevel(level)
