@@ -19,6 +19,7 @@ from stvsr.bench.flops import count_flops
 from stvsr.bench.measure import machine_info, matmul_peak_gflops, time_call
 from stvsr.bench.published import PAPER_LR_SIZE, PUBLISHED
 from stvsr.export.graphs import base_metadata, example_inputs, graph_module
+from stvsr.export.metadata import FRAMES_INPUT
 
 BACKENDS = ("pytorch", "ort-fp32", "ort-fp16", "ort-int8", "trt-fp16", "trt-int8")
 TRACE_SIZE = 64          # LR side used to export and calibrate (graphs have dynamic H, W)
@@ -134,10 +135,8 @@ def _ort_runner(graphs: Graphs, precision: str, feed: dict, cfg: Config, stack: 
 
 
 def _trt_runner(graphs: Graphs, precision: str, feed: dict, cfg: Config, stack: contextlib.ExitStack):
-    """Build a TensorRT engine for exactly this input size and run it through stvsr-run's backend."""
-    reason = trt_reason()
-    if reason:
-        raise RuntimeError(reason)
+    """Build a TensorRT engine for exactly this input size and run it through stvsr-run's backend
+    (``run`` has already skipped TensorRT rows when ``trt_reason()`` says it cannot run)."""
     from stvsr.engines.builder import build_engine
     from stvsr.engines.cache import BuildSettings
     from stvsr.engines.profiles import Profile
@@ -147,7 +146,7 @@ def _trt_runner(graphs: Graphs, precision: str, feed: dict, cfg: Config, stack: 
     tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="stvsr-bench-")))
     onnx_path = tmp / f"{graphs.meta.model}-{precision}.onnx"
     atomic_save(graphs.get(precision), onnx_path)
-    h, w = feed["frames"].shape[-2:]
+    h, w = feed[FRAMES_INPUT].shape[-2:]
     profile = Profile("bench", (h, w), (h, w), (h, w))
     plan = build_engine(str(onnx_path), profile, BuildSettings(precision, "none"), tmp, log=cfg.log)
     backend = stack.enter_context(TensorRTBackend(str(plan)))
