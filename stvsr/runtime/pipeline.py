@@ -18,6 +18,7 @@ import numpy as np
 
 from stvsr.runtime.backends.base import Backend
 from stvsr.runtime.flow import FlowProvider, flow_provider
+from stvsr.runtime.stream_meta import output_timestamps
 from stvsr.runtime.tiling import pad_frames, run_tiled
 from stvsr.runtime.video_io import VideoInfo, VideoWriter, probe
 from stvsr.video import iter_rgb_frames
@@ -57,6 +58,14 @@ class RunReport:
     size_out: tuple[int, int]
     seconds: float
     windows: int
+    variable_rate: bool = False     # input timestamps irregular; output frames keep the real times
+
+
+def _timestamps(info: VideoInfo, n: int, factor: int) -> tuple[Fraction, list[int]] | None:
+    """Output times from the input's real presentation times (None: unknown, use a constant rate)."""
+    if not info.pts or not info.time_base or len(info.pts) < n:
+        return None
+    return info.time_base / (factor + 1), output_timestamps(info.pts[:n], factor)
 
 
 def _put(q: queue.Queue, item, stop: threading.Event) -> bool:
@@ -119,7 +128,7 @@ def upscale_video(backend: Backend, input_path: str, output_path: str, options: 
     out_size = (info.height * scale, info.width * scale)
     flows = flows or (flow_provider(opts.flow) if meta.flow_inputs else None)
     writer = VideoWriter(output_path, info, info.fps * (factor + 1), out_size[1], out_size[0], opts.codec, opts.crf,
-                         opts.preset, opts.pix_fmt, opts.copy_streams)
+                         opts.preset, opts.pix_fmt, opts.copy_streams, _timestamps(info, n, factor))
     progress = progress_factory(total) if progress_factory else (lambda k: None)
     stop = threading.Event()
     frames_q: queue.Queue = queue.Queue(maxsize=meta.window + 4)
@@ -195,4 +204,4 @@ def upscale_video(backend: Backend, input_path: str, output_path: str, options: 
         write_thread.join(timeout=5)
     elapsed = time.perf_counter() - start
     return RunReport(str(output_path), n, total, factor, info.fps, info.fps * (factor + 1),
-                     (out_size[1], out_size[0]), elapsed, len(windows))
+                     (out_size[1], out_size[0]), elapsed, len(windows), info.variable_rate)

