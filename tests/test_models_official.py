@@ -86,5 +86,5 @@ def test_fmu_validation_and_vectorised_times_match_forward():
         pred, hr_t = net.interpolate(x, torch.tensor([0.3, 0.5]))
         single = net(x, 0.3)
     assert hr_t.shape == (1, 2, 3, 64, 64)
-    assert rel_l2(pred, single[0]) < 1e-6
+    assert rel_l2(pred, single[0][:, :3]) < 1e-6  # interpolate skips the unused frame-3 step
     assert rel_l2(hr_t[:, 0], single[3]) < 1e-5

@@ -18,6 +18,7 @@ WEIGHTS_FILE = "stsr-21-11279.pth"
 SCALE = 4
 WINDOW = 4
 SIZE_MULTIPLE = 4
+INTERPOLATE_SR_FRAMES = 3   # interpolate() uses SR frames 1 and 2; recurrence needs 0 before them
 
 
 def _lrelu(x: torch.Tensor) -> torch.Tensor:
@@ -274,13 +275,16 @@ class RSDN(nn.Module):
         self.conv = nn.Conv2d(48 * 2, 48, 3, 1, 1)
         self.scale, self.nf = scale, nf
 
-    def forward(self, lr, detail, structure):
+    def forward(self, lr, detail, structure, steps: int | None = None):
+        """SR frames 0..steps-1 (default all): ``steps`` < T skips the recurrent steps after them,
+        which nothing before them depends on (the outputs computed are unchanged)."""
         b, t, _, h, w = detail.shape
         zeros = lr.new_zeros(b, 1, h, w)
         od = os_ = zeros.expand(b, 48, h, w)
         hsd = zeros.expand(b, self.nf, h, w)
         # Step k sees detail/structure of frames (1, 0) first, then (k-1, k); reference frame k.
         pairs = [(1, 0)] + [(k - 1, k) for k in range(1, t)]
+        pairs = pairs[:steps]
         out, out_d, out_s = [], [], []
         for k, (i, j) in enumerate(pairs):
             hd, hs, od, os_ = self.neuro(torch.cat((detail[:, i], detail[:, j]), 1),
@@ -310,6 +314,8 @@ class FMU(nn.Module):
     ``interpolate(frames, times)`` renders many times at once (T folded into the batch).
     """
 
+    interpolate_sr_frames: int | None = INTERPOLATE_SR_FRAMES  # None: all 4 (the official cost)
+
     def __init__(self):
         super().__init__()
         self.flownet = PWCNet()
@@ -328,8 +334,9 @@ class FMU(nn.Module):
             raise ValueError(f"fmu: height and width must be multiples of {SIZE_MULTIPLE}, "
                              f"got {frames.shape[3]}x{frames.shape[4]} (pad the frames first)")
 
-    def _shared(self, frames: torch.Tensor):
-        """Everything that does not depend on t: flows between neighbours and the RSDN output."""
+    def _shared(self, frames: torch.Tensor, sr_frames: int | None = None):
+        """Everything that does not depend on t: flows between neighbours and the RSDN output
+        (frames 0..sr_frames-1 super-resolved; default all)."""
         b, n, c, h, w = frames.shape
         i0, i1, i2, i3 = frames.unbind(1)
         flows = self.flownet(torch.cat([i1, i1, i2, i2], 0), torch.cat([i0, i2, i3, i1], 0))
@@ -337,7 +344,7 @@ class FMU(nn.Module):
         lr = frames.reshape(b, n * c, h, w)
         structure = _resize(_resize(lr, scale=0.5), scale=2.0)
         detail = lr - structure
-        pred = self.vsrnet(frames, detail.view(b, n, c, h, w), structure.view(b, n, c, h, w))
+        pred = self.vsrnet(frames, detail.view(b, n, c, h, w), structure.view(b, n, c, h, w), sr_frames)
         return (f10, f12, f23, f21), pred
 
     def _at_times(self, frames: torch.Tensor, flows, pred_hr: torch.Tensor, times: torch.Tensor):
@@ -375,11 +382,13 @@ class FMU(nn.Module):
         return pred, pred_d, pred_s, hr_t, lr_t
 
     def interpolate(self, frames: torch.Tensor, times: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(pred ``[B, 4, 3, 4H, 4W]``, HR frames at ``times`` ``[B, T, 3, 4H, 4W]``)."""
+        """(pred ``[B, 3, 3, 4H, 4W]``: frames 0-2 super-resolved as by ``forward``, HR frames at
+        ``times`` ``[B, T, 3, 4H, 4W]``). RSDN's step for frame 3 is skipped: the frames at ``times``
+        need only frames 1 and 2, and no earlier step depends on it."""
         self.check_input(frames)
         if not isinstance(times, torch.Tensor) or times.dim() != 1:
             raise ValueError("fmu: times must be a 1-D tensor of values in (0, 1)")
-        flows, (pred, _, _) = self._shared(frames)
+        flows, (pred, _, _) = self._shared(frames, sr_frames=self.interpolate_sr_frames)
         hr_t, _ = self._at_times(frames, flows, pred, times)
         b = frames.shape[0]
         return pred, hr_t.view(times.shape[0], b, *hr_t.shape[1:]).transpose(0, 1)
