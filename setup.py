@@ -27,11 +27,19 @@ setup(
         "opencv-python-headless",  # optical flow for networks that take flows (starnet)
     ],
     extras_require={
-        "test": ["pytest", "pytest-xdist", "scikit-video", "triton==3.7.1", "matplotlib"],
+        "test": ["pytest", "pytest-xdist", "scikit-video", "triton==3.7.1", "matplotlib",
+                 # TensorRT's Python plugin sources (tensorrt.plugin), to run our plugin registrations
+                 # through its validator without a GPU; wheels exist for these platforms only
+                 "tensorrt-cu13-bindings==11.4.0.106; (platform_system == 'Linux' and platform_machine == 'x86_64')"
+                 " or (platform_system == 'Windows' and platform_machine == 'AMD64')",
+                 # NVIDIA's CUDA bindings: imports and answers with an error code where there is no driver
+                 "cuda-bindings>=12.6.1; platform_system != 'Darwin'"],
         "examples": ["scikit-video"],
         "plugins": ["triton==3.7.1"],
         "bench": ["matplotlib"],
-        "gpu": ["tensorrt>=11", "cuda-python>=12", "polygraphy", "triton==3.7.1"],
+        # TensorRT 11 for CUDA 13 (its -libs wheel comes from NVIDIA's index, see README); cuda-python
+        # 12.6.1 is the first with cuda.bindings
+        "gpu": ["tensorrt-cu13==11.4.0.106", "cuda-python>=12.6.1", "polygraphy", "triton==3.7.1"],
     },
     entry_points={
         "console_scripts": [

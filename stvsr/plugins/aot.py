@@ -18,7 +18,10 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
+import hashlib
 import json
+import os
 import re
 import tempfile
 import time
@@ -175,3 +178,78 @@ def build(archs: list[int], out_dir: Path, kernels: list[str] | None = None, str
 
 def load_manifest(out_dir: Path) -> dict:
     return json.loads((Path(out_dir) / MANIFEST).read_text())
+
+
+PTX_DIR_ENV = "STVSR_PLUGIN_PTX_DIR"
+
+
+@dataclasses.dataclass(frozen=True)
+class Kernel:
+    """What TensorRT's AOT plugin needs for one variant on one GPU architecture."""
+    entry: bytes
+    ptx: bytes
+    block_x: int
+    shared: int
+    triton: str                 # Triton version that compiled the PTX
+
+
+def _prebuilt_dir() -> Path | None:
+    d = os.environ.get(PTX_DIR_ENV)
+    return Path(d) if d else None
+
+
+@functools.lru_cache(maxsize=None)
+def _prebuilt(directory: str, key: str, arch: int) -> Kernel | None:
+    manifest = load_manifest(Path(directory))
+    for e in manifest["kernels"]:
+        if e["key"] == key and e["arch"] == arch:
+            ptx = (Path(directory) / e["file"]).read_bytes()
+            return Kernel(e["entry"].encode(), ptx, e["launch"]["block_x"], e["launch"]["shared_mem"],
+                          manifest.get("triton_version", "unknown"))
+    return None
+
+
+@functools.lru_cache(maxsize=None)
+def _compiled(key: str, arch: int) -> Kernel:
+    import triton
+
+    variant = next(v for v in configs.variants() if v.key == key)
+    cv = compile_variant(variant, arch)
+    return Kernel(cv.name.encode(), cv.ptx.encode(), cv.block_x, cv.shared, triton.__version__)
+
+
+def kernel_for(variant: configs.Variant, arch: int) -> Kernel:
+    """The PTX of ``variant`` for compute capability ``arch``: from the prebuilt directory named by
+    ``$STVSR_PLUGIN_PTX_DIR`` (``python -m stvsr.plugins build``) when it has it, else compiled by
+    Triton now (needs triton at engine-build time only). Cached per process."""
+    prebuilt = _prebuilt_dir()
+    if prebuilt is not None:
+        found = _prebuilt(str(prebuilt.resolve()), variant.key, arch)
+        if found is not None:
+            return found
+    if variant.key not in {v.key for v in configs.variants()}:
+        cv = compile_variant(variant, arch)    # a variant outside the standard list (tests, tuning)
+        import triton
+
+        return Kernel(cv.name.encode(), cv.ptx.encode(), cv.block_x, cv.shared, triton.__version__)
+    return _compiled(variant.key, arch)
+
+
+def configs_digest() -> str:
+    """sha256 over every compiled variant's configuration (block sizes, warps, stages, constexprs)."""
+    blob = json.dumps([[v.key, v.signature, v.constexprs, v.num_warps, v.num_stages] for v in configs.variants()],
+                      sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def ptx_fingerprint(arch: int) -> dict:
+    """What the stvsr plugins put into an engine built on ``arch``: sha256 of every variant's PTX,
+    entry and launch parameters, the Triton version that made them and the configs digest."""
+    h = hashlib.sha256()
+    tritons = set()
+    for variant in configs.variants():
+        k = kernel_for(variant, arch)
+        tritons.add(k.triton)
+        h.update(json.dumps([variant.key, k.entry.decode(), k.block_x, k.shared]).encode())
+        h.update(hashlib.sha256(k.ptx).digest())
+    return {"plugin_ptx": h.hexdigest(), "triton": ",".join(sorted(tritons)), "plugin_configs": configs_digest()}

@@ -91,6 +91,8 @@ WARP_COORDS = {"flow": 0, "grid_align_corners": 1, "grid": 2}
 
 def warp_variant(x_dtype: str, coords: str, padding_mode: str, coord_dtype: str = "fp32",
                  cfg: WarpConfig = WARP) -> Variant:
+    if padding_mode not in WARP_PADDING_MODES:   # never fall back to zeros silently
+        raise ValueError(f"padding_mode must be one of {WARP_PADDING_MODES}, got {padding_mode!r}")
     sig = {"x_ptr": f"*{x_dtype}", "coord_ptr": f"*{coord_dtype}", "C": "i32", "H": "i32", "W": "i32",
            "OH": "i32", "OW": "i32", "out_ptr": f"*{x_dtype}",
            "COORDS": "constexpr", "BORDER": "constexpr", "BLOCK_P": "constexpr", "BLOCK_C": "constexpr"}

@@ -25,21 +25,33 @@ the attribute ``plugin_namespace="stvsr"`` (``aot=1`` selects the AOT implementa
 Attribute order: every function below declares the attributes in **alphabetical order**.
 TensorRT's AOT path (``tensorrt/plugin/_plugin_class.py``, ``get_launch_params``) passes the
 attribute values to ``aot_impl`` *positionally*, in the order of the plugin fields it was
-created with, and ``onnx.helper.make_node`` writes attributes sorted by name; matching both
-orders makes the call right whichever order TensorRT keeps. When creating a plugin through
-``trtp.op.stvsr.<Name>(...)`` pass the attributes in alphabetical order too.
-"""
-from __future__ import annotations
+created with. The ONNX parser creates them in the order of the creator's field names, which
+is the order of the ``@trtp.register`` function's attributes (onnx-tensorrt ``loadFields``),
+and ``onnx.helper.make_node`` writes attributes sorted by name; keeping all of these
+alphabetical makes the call right whichever order TensorRT keeps. When creating a plugin
+through ``trtp.op.stvsr.<Name>(...)`` pass the attributes in alphabetical order too.
 
+String attributes: the ONNX parser passes a string attribute as a C string whose length
+counts the terminating NUL, and ``tensorrt.plugin`` decodes all of it, so ``padding_mode``
+arrives as ``"border\x00"``. :func:`_padding` strips NULs and refuses unknown modes.
+
+Annotations must stay real objects: ``trtp.register`` reads them with ``inspect.signature``
+(without ``eval_str``), so this module must not use ``from __future__ import annotations``
+(every annotation would be a string and registration fails with "TensorDescs args should
+come first").
+
+The GPU architecture comes from cuda-bindings (:mod:`stvsr.plugins.cuda_device`), not from
+``torch.cuda``: the pinned torch is a CPU build. The JIT implementations (``aot=0``) launch
+the kernels through PyTorch and need a CUDA build of torch; they check for it and say so.
+"""
 import functools
-import os
-from pathlib import Path
 from typing import Tuple, Union
 
 import tensorrt as trt
 import tensorrt.plugin as trtp
 
 from . import aot, configs
+from .cuda_device import current_gpu
 
 NAMESPACE = "stvsr"
 
@@ -54,34 +66,34 @@ def _dtype_name(dt) -> str:
 
 @functools.lru_cache(maxsize=None)
 def _current_arch() -> int:
-    import torch
-
-    major, minor = torch.cuda.get_device_capability()
-    return major * 10 + minor
-
-
-_KERNELS: dict[tuple[str, int], tuple[bytes, bytes, int, int]] = {}
+    """Compute capability of the GPU the engine is built on (cuda-bindings; no torch)."""
+    return current_gpu().arch
 
 
 def _kernel(variant: configs.Variant) -> tuple[bytes, bytes, int, int]:
     """(entry name, PTX, threads per block, shared bytes) of ``variant`` for the current GPU."""
-    arch = _current_arch()
-    if (variant.key, arch) not in _KERNELS:
-        _KERNELS[variant.key, arch] = _find_or_compile(variant, arch)
-    return _KERNELS[variant.key, arch]
+    k = aot.kernel_for(variant, _current_arch())
+    return k.entry, k.ptx, k.block_x, k.shared
 
 
-def _find_or_compile(variant: configs.Variant, arch: int) -> tuple[bytes, bytes, int, int]:
-    prebuilt = os.environ.get("STVSR_PLUGIN_PTX_DIR")
-    if prebuilt:
-        manifest = aot.load_manifest(Path(prebuilt))
-        for e in manifest["kernels"]:
-            if e["key"] == variant.key and e["arch"] == arch:
-                ptx = (Path(prebuilt) / e["file"]).read_bytes()
-                return e["entry"].encode(), ptx, e["launch"]["block_x"], e["launch"]["shared_mem"]
-        # Not prebuilt for this GPU: compile it now (needs triton at engine-build time only).
-    cv = aot.compile_variant(variant, arch)
-    return cv.name.encode(), cv.ptx.encode(), cv.block_x, cv.shared
+def _padding(mode: str) -> str:
+    """A ``padding_mode`` attribute as the ONNX parser delivers it (NUL-terminated) -> "zeros"/"border"."""
+    clean = mode.replace("\x00", "")
+    if clean not in configs.WARP_PADDING_MODES:
+        raise ValueError(f"stvsr plugins: padding_mode must be one of {configs.WARP_PADDING_MODES}, got {mode!r}")
+    return clean
+
+
+def _cuda_torch():
+    """torch, when it can run the JIT plugins (a CUDA build that sees a GPU); a clear error otherwise."""
+    import torch
+
+    if not torch.cuda.is_available():
+        build = "a CPU build" if torch.version.cuda is None else f"built for CUDA {torch.version.cuda} but sees no GPU"
+        raise RuntimeError(f"the JIT stvsr plugins (aot=0) launch the Triton kernels through PyTorch and need a CUDA "
+                           f"build of torch; this torch {torch.__version__} is {build}. Use the AOT plugins (aot=1, "
+                           "what stvsr-export writes: no torch at run time) or install torch with CUDA")
+    return torch
 
 
 def _launch_params(block_x: int, shared: int, grid_x, grid_y=1, grid_z=1) -> "trtp.KernelLaunchParams":
@@ -119,10 +131,9 @@ def _deform_conv_impl(x: trtp.Tensor, weight: trtp.Tensor, offset: trtp.Tensor, 
                       mask: trtp.Tensor, deform_groups: int, dilation_h: int, dilation_w: int, groups: int,
                       kernel_h: int, kernel_w: int, pad_h: int, pad_w: int, stride_h: int, stride_w: int,
                       outputs: Tuple[trtp.Tensor], stream: int) -> None:
-    import torch
-
     from . import launch
 
+    torch = _cuda_torch()
     with torch.cuda.stream(torch.cuda.ExternalStream(stream)):
         t = [torch.as_tensor(a, device="cuda") for a in (x, weight, offset, bias, mask)]
         launch.deform_conv2d(t[0], t[2], t[4], t[1], t[3], (stride_h, stride_w), (pad_h, pad_w),
@@ -153,6 +164,7 @@ def _deform_conv_aot(x: trtp.TensorDesc, weight: trtp.TensorDesc, offset: trtp.T
 
 @trtp.register("stvsr::BackwardWarp")
 def _warp_desc(x: trtp.TensorDesc, flow: trtp.TensorDesc, padding_mode: str) -> trtp.TensorDesc:
+    _padding(padding_mode)   # refuse an unknown mode when the network is built, not at run time
     return x.like()
 
 
@@ -164,17 +176,17 @@ def _warp_autotune(x, flow, outputs):
 @trtp.impl("stvsr::BackwardWarp")
 def _warp_impl(x: trtp.Tensor, flow: trtp.Tensor, padding_mode: str, outputs: Tuple[trtp.Tensor],
                stream: int) -> None:
-    import torch
-
     from . import launch
 
+    padding_mode = _padding(padding_mode)
+    torch = _cuda_torch()
     with torch.cuda.stream(torch.cuda.ExternalStream(stream)):
         launch.backward_warp(torch.as_tensor(x, device="cuda"), torch.as_tensor(flow, device="cuda"), padding_mode,
                              out=torch.as_tensor(outputs[0], device="cuda"))
 
 
 def _warp_aot_common(x, coords_kind: str, padding_mode: str, oh, ow):
-    variant = configs.warp_variant(_dtype_name(x.dtype), coords_kind, padding_mode)
+    variant = configs.warp_variant(_dtype_name(x.dtype), coords_kind, _padding(padding_mode))
     name, ptx, block_x, shared = _kernel(variant)
     lp = _launch_params(block_x, shared, trtp.cdiv(oh * ow, configs.WARP.block_p), x.shape_expr[0])
     extra = _sym_ints([x.shape_expr[1], x.shape_expr[2], x.shape_expr[3], oh, ow])
@@ -190,6 +202,7 @@ def _warp_aot(x: trtp.TensorDesc, flow: trtp.TensorDesc, padding_mode: str, outp
 @trtp.register("stvsr::GridSampleBilinear")
 def _grid_sample_desc(x: trtp.TensorDesc, grid: trtp.TensorDesc, align_corners: int,
                       padding_mode: str) -> trtp.TensorDesc:
+    _padding(padding_mode)
     return trtp.from_shape_expr((x.shape_expr[0], x.shape_expr[1], grid.shape_expr[1], grid.shape_expr[2]),
                                 dtype=x.dtype)
 
@@ -202,10 +215,10 @@ def _grid_sample_autotune(x, grid, outputs):
 @trtp.impl("stvsr::GridSampleBilinear")
 def _grid_sample_impl(x: trtp.Tensor, grid: trtp.Tensor, align_corners: int, padding_mode: str,
                       outputs: Tuple[trtp.Tensor], stream: int) -> None:
-    import torch
-
     from . import launch
 
+    padding_mode = _padding(padding_mode)
+    torch = _cuda_torch()
     with torch.cuda.stream(torch.cuda.ExternalStream(stream)):
         launch.grid_sample(torch.as_tensor(x, device="cuda"), torch.as_tensor(grid, device="cuda"), padding_mode,
                            bool(align_corners), out=torch.as_tensor(outputs[0], device="cuda"))
