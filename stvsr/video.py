@@ -43,6 +43,8 @@ def iter_rgb_frames(path: str | os.PathLike, max_frames: int | None = None) -> I
                 packet = next(packets)
             except StopIteration:
                 break
+            except av.error.FFmpegError as exc:
+                raise VideoError(f"{path}: corrupt container data near frame {index} ({exc.strerror or exc})") from None
             try:
                 frames = packet.decode()
             except av.error.FFmpegError as exc:

@@ -2,18 +2,15 @@
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 
 from stvsr.bench.published import PUBLISHED
+from stvsr.outfile import atomic_output
 
 
 def _atomic_write(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
+    with atomic_output(path) as tmp:  # short temp name, umask mode, removed on any error
+        Path(tmp).write_text(text)
 
 
 def _fmt(v, spec: str) -> str:
@@ -103,11 +100,11 @@ def plot(result: dict, path: Path) -> bool:
     ax.set_yscale("log")
     ax.set_title(f"stvsr latency on {result['machine']['cpu']} ({result['mode']} mode)")
     fig.tight_layout()
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".png")
-    os.close(fd)
-    fig.savefig(tmp, dpi=110)
-    plt.close(fig)
-    os.replace(tmp, path)
+    try:
+        with atomic_output(path) as tmp:
+            fig.savefig(tmp, dpi=110, format="png")
+    finally:
+        plt.close(fig)
     return True
 
 

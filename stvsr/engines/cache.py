@@ -9,12 +9,12 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from stvsr.engines.profiles import Profile
 from stvsr.export.metadata import ModelMetadata
+from stvsr.outfile import atomic_output
 
 SIDECAR_SUFFIX = ".json"
 
@@ -87,14 +87,8 @@ class PlanMetadata:
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_output(path) as tmp:  # short temp name, umask mode, removed on any error
+        Path(tmp).write_bytes(data)
 
 
 def write_sidecar(plan_path: Path, meta: PlanMetadata) -> Path:

@@ -11,11 +11,13 @@ position 1.5 is halfway between the window's second and third frames. A model wi
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 METADATA_KEY = "stvsr"
 SCHEMA_VERSION = 1
+MAX_WINDOW, MAX_SCALE, MAX_MULTIPLE = 64, 16, 1024   # sanity bounds checked when metadata is read
 
 # Graph convention shared by every exported network.
 FRAMES_INPUT = "frames"     # float32 [B, N, 3, H, W], RGB in [0, 1]
@@ -68,9 +70,55 @@ class ModelMetadata:
                                 f" (this stvsr reads schema {SCHEMA_VERSION}); re-export the model")
         known = {f for f in cls.__dataclass_fields__}
         try:
-            return cls(**{k: v for k, v in data.items() if k in known})
+            meta = cls(**{k: v for k, v in data.items() if k in known})
         except TypeError as exc:
             raise MetadataError(f"incomplete stvsr metadata: {exc}") from None
+        meta.validate()
+        return meta
+
+    def validate(self) -> None:
+        """Check types and ranges (a runtime trusts these numbers); ``MetadataError`` names the first problem."""
+        def bad(what: str) -> MetadataError:
+            return MetadataError(f"invalid stvsr metadata: {what}; re-export the model")
+
+        def is_int(v) -> bool:
+            return isinstance(v, int) and not isinstance(v, bool)
+
+        def is_num(v) -> bool:
+            return (is_int(v) or isinstance(v, float)) and math.isfinite(v)
+
+        if not is_int(self.window) or not 1 <= self.window <= MAX_WINDOW:
+            raise bad(f"window must be an integer from 1 to {MAX_WINDOW}, not {self.window!r}")
+        if (not isinstance(self.output_positions, list) or not self.output_positions
+                or not all(is_num(p) and 0 <= p <= self.window - 1 for p in self.output_positions)):
+            raise bad(f"output_positions must be a non-empty list of numbers from 0 to {self.window - 1}, "
+                      f"not {self.output_positions!r}")
+        if not is_int(self.scale) or not 1 <= self.scale <= MAX_SCALE:
+            raise bad(f"scale must be an integer from 1 to {MAX_SCALE}, not {self.scale!r}")
+        if not is_int(self.size_multiple) or not 1 <= self.size_multiple <= MAX_MULTIPLE:
+            raise bad(f"size_multiple must be an integer from 1 to {MAX_MULTIPLE}, not {self.size_multiple!r}")
+        if self.time_gap is not None and (not is_int(self.time_gap) or not 0 <= self.time_gap <= self.window - 2):
+            raise bad(f"time_gap must be null or an integer from 0 to {self.window - 2}, not {self.time_gap!r}")
+        if not isinstance(self.flow_inputs, list) or not all(isinstance(f, str) and f for f in self.flow_inputs):
+            raise bad(f"flow_inputs must be a list of input names, not {self.flow_inputs!r}")
+        pairs_ok = isinstance(self.flow_pairs, list) and len(self.flow_pairs) == len(self.flow_inputs) and all(
+            isinstance(p, list) and len(p) == 2 and all(is_int(i) and 0 <= i < self.window for i in p)
+            for p in self.flow_pairs)
+        if not pairs_ok:
+            raise bad(f"flow_pairs must hold one [from, to] pair of frame indices per flow input, not {self.flow_pairs!r}")
+        if (not isinstance(self.inputs, dict) or not isinstance(self.inputs.get("frames"), str)
+                or not all(isinstance(k, str) and isinstance(v, str) and v for k, v in self.inputs.items())):
+            raise bad(f"inputs must map 'frames' (and 'times') to input names, not {self.inputs!r}")
+        if self.takes_times and not isinstance(self.inputs.get("times", TIMES_INPUT), str):
+            raise bad("a model with time_gap needs a times input name")
+        for name in ("model", "output", "flow_units", "precision", "plugins", "weights_source", "weights_sha256",
+                     "exporter"):
+            if not isinstance(getattr(self, name), str):
+                raise bad(f"{name} must be a string, not {getattr(self, name)!r}")
+        if not self.output:
+            raise bad("output must name the graph's output")
+        if not isinstance(self.random_weights, bool) or not is_int(self.opset) or not isinstance(self.extra, dict):
+            raise bad("random_weights must be a boolean, opset an integer and extra an object")
 
 
 def write_onnx_metadata(model_proto, meta: ModelMetadata) -> None:

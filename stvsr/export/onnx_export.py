@@ -4,13 +4,13 @@ from __future__ import annotations
 import os
 import tempfile
 import warnings
-from pathlib import Path
 
 import onnx
 import torch
 from torch import nn
 
 from stvsr.export.metadata import OUTPUT, ModelMetadata, write_onnx_metadata
+from stvsr.outfile import atomic_output
 
 MIN_OPSET = 19          # ONNX DeformConv
 DEFAULT_OPSET = 19
@@ -58,15 +58,8 @@ def _dynamic_axes(names: list[str]) -> dict[str, dict[int, str]]:
 
 def atomic_save(proto: onnx.ModelProto, path: str | os.PathLike) -> None:
     """Write ``proto`` as one file next to ``path`` and rename it into place."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
+    with atomic_output(path) as tmp:  # short temp name, umask mode, removed on any error
         onnx.save_model(proto, tmp, save_as_external_data=False)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def finalize(proto: onnx.ModelProto, meta: ModelMetadata) -> onnx.ModelProto:

@@ -7,10 +7,23 @@ from pathlib import Path
 
 import click
 
+from stvsr import __version__
 
-def _fail(message: str, code: int = 1) -> None:
+
+EXIT_ERROR, EXIT_USAGE, EXIT_SIGINT, EXIT_SIGTERM = 1, 2, 130, 143  # documented in README (stvsr-run)
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised in the main thread so the same clean-up as Ctrl-C runs (exit 143)."""
+
+
+def _fail(message: str, code: int = EXIT_ERROR) -> None:
     click.echo(f"stvsr-run: error: {message}", err=True)
     sys.exit(code)
+
+
+def _say(message: str) -> None:
+    click.echo(f"stvsr-run: {message}", err=True)
 
 
 def default_output(input_path: str) -> str:
@@ -19,10 +32,12 @@ def default_output(input_path: str) -> str:
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "--version", prog_name="stvsr-run", message="%(prog)s %(version)s")
 @click.argument("model", type=click.Path(dir_okay=False))
 @click.argument("input", type=click.Path(dir_okay=False))
 @click.option("-o", "--output", type=click.Path(dir_okay=False), default=None,
               help="Output video. Default: INPUT's name with .stvsr.mp4.")
+@click.option("-y", "--overwrite", is_flag=True, help="Replace OUTPUT if it exists (never the input).")
 @click.option("--factor", type=click.IntRange(0, 64), default=None,
               help="New frames per gap between input frames (output fps = input fps x (factor+1)). "
                    "Models with a times input (stvun, fmu) take any value, default 1; "
@@ -45,7 +60,7 @@ def default_output(input_path: str) -> str:
 @click.option("--frames", "max_frames", type=click.IntRange(1), default=None, help="Only the first N input frames.")
 @click.option("--no-audio", is_flag=True, help="Do not copy audio and subtitle streams.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar or summary.")
-def main(model, input, output, factor, backend, providers, threads, tile, tile_overlap, codec, crf, preset, pix_fmt,
+def main(model, input, output, overwrite, factor, backend, providers, threads, tile, tile_overlap, codec, crf, preset, pix_fmt,
          flow, dense_windows, max_frames, no_audio, quiet):
     """Super-resolve INPUT in space (x4) and time with MODEL (.onnx from stvsr-export, or a TensorRT .plan).
 
@@ -55,49 +70,62 @@ def main(model, input, output, factor, backend, providers, threads, tile, tile_o
       stvsr-run stvun-fp16.onnx clip.mp4 --factor 3 -o clip_x4_120fps.mp4
       stvsr-run zsm-fp16.plan clip.mp4 --tile 256
     """
+    import signal
+
     from stvsr.export.metadata import MetadataError
+    from stvsr.outfile import SafeOutput
     from stvsr.runtime.backends import BackendError, open_backend
     from stvsr.runtime.pipeline import RunOptions, upscale_video
     from stvsr.runtime.windows import PlanError
     from stvsr.video import VideoError
 
-    import signal
-
     def _terminate(signum, frame):  # SIGTERM cleans up like Ctrl-C: no partial output is left behind
-        raise KeyboardInterrupt
+        raise Terminated
 
-    signal.signal(signal.SIGTERM, _terminate)
+    previous_term = signal.signal(signal.SIGTERM, _terminate)
     output = output or default_output(input)
-    if os.path.abspath(output) == os.path.abspath(input):
-        _fail("the output would overwrite the input; choose another -o")
     opts = RunOptions(factor=factor, tile=tile, tile_overlap=tile_overlap, codec=codec, crf=crf, preset=preset,
                       pix_fmt=pix_fmt, flow=flow, dense=dense_windows, max_frames=max_frames, copy_streams=not no_audio)
     bar = None
+    out = None
+    status = (lambda message: None) if quiet else _say
 
-    def progress_factory(total: int):
+    def progress_factory(windows: int):
         nonlocal bar
         if quiet:
             return lambda k: None
         from tqdm import tqdm
 
-        bar = tqdm(total=total, unit="frame", desc="stvsr-run", dynamic_ncols=True, file=sys.stderr)
+        # smoothing=0: the ETA is the average time per window so far (the first window includes warm-up)
+        bar = tqdm(total=windows, unit="window", desc="stvsr-run", dynamic_ncols=True, file=sys.stderr, smoothing=0)
         return bar.update
 
     try:
+        out = SafeOutput(output, [input, model], overwrite)  # refused before the model loads
+        status(f"loading model {model}")
         with open_backend(model, backend, [p for p in providers.split(",") if p], threads) as runner:
-            report = upscale_video(runner, input, output, opts, progress_factory)
+            report = upscale_video(runner, input, out, opts, progress_factory, status=status)
+        if bar is not None:
+            bar.close()
+        if not quiet:
+            click.echo(f"stvsr-run: wrote {report.output}: {report.output_frames} frames "
+                       f"({report.input_frames} in, factor {report.factor}), {report.size_out[0]}x{report.size_out[1]} "
+                       f"at {float(report.fps_out):.3f} fps in {report.seconds:.1f} s "
+                       f"({report.output_frames / report.seconds:.2f} frames/s)", err=True)
+    except KeyboardInterrupt as exc:
+        code = EXIT_SIGTERM if isinstance(exc, Terminated) else EXIT_SIGINT
+        what = "terminated" if code == EXIT_SIGTERM else "interrupted"
+        if out is not None and out.committed:
+            _fail(f"{what} after {output} was completely written", code)
+        _fail(f"{what}; no output written", code)
     except (BackendError, MetadataError, PlanError, VideoError, RuntimeError, ValueError, OSError) as exc:
-        _fail(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
-    except KeyboardInterrupt:
-        _fail("interrupted; no output written", 130)
+        _fail(" ".join(str(exc).split()) or type(exc).__name__)
+    except Exception as exc:  # never a traceback: one line naming the unexpected error
+        _fail(f"unexpected {type(exc).__name__}: {' '.join(str(exc).split())[:300]}")
     finally:
         if bar is not None:
             bar.close()
-    if not quiet:
-        click.echo(f"stvsr-run: wrote {report.output}: {report.output_frames} frames "
-                   f"({report.input_frames} in, factor {report.factor}), {report.size_out[0]}x{report.size_out[1]} "
-                   f"at {float(report.fps_out):.3f} fps in {report.seconds:.1f} s "
-                   f"({report.output_frames / report.seconds:.2f} frames/s)", err=True)
+        signal.signal(signal.SIGTERM, previous_term if previous_term is not None else signal.SIG_DFL)
 
 
 if __name__ == "__main__":

@@ -3,12 +3,20 @@
 Three threads: a reader decodes and pre-processes frames, the calling thread assembles windows
 and keeps up to ``backend.max_in_flight`` windows in flight, and a writer post-processes and
 encodes in output order. Queues are bounded, so memory stays flat however long the video is.
+
+Failure and shutdown: each PyAV object lives in one thread (the reader's decoder in the reader,
+the encoder and output container in the writer, which opens, finishes or closes them itself);
+every blocking wait polls a shared stop flag, so an error in any thread or a signal in the main
+thread stops all three, the main thread joins the others, and only then is the temporary output
+removed. The encoder is opened before the first window runs. The output is a
+``stvsr.outfile.SafeOutput``: it appears, complete, only by the final rename.
 """
 from __future__ import annotations
 
 import queue
 import threading
 import time
+from contextlib import closing
 from collections import deque
 from dataclasses import dataclass
 from fractions import Fraction
@@ -16,7 +24,8 @@ from typing import Callable
 
 import numpy as np
 
-from stvsr.runtime.backends.base import Backend
+from stvsr.outfile import SafeOutput
+from stvsr.runtime.backends.base import Backend, BackendError
 from stvsr.runtime.flow import FlowProvider, flow_provider
 from stvsr.runtime.stream_meta import output_timestamps
 from stvsr.runtime.tiling import pad_frames, run_tiled
@@ -78,66 +87,126 @@ def _put(q: queue.Queue, item, stop: threading.Event) -> bool:
     return False
 
 
+def _stop_reason(errors: list) -> BaseException:
+    return errors[0] if errors else RuntimeError("the pipeline stopped")
+
+
+def _get(q: queue.Queue, stop: threading.Event, errors: list):
+    """``q.get`` that gives up (raising the reason) once ``stop`` is set."""
+    while True:
+        try:
+            return q.get(timeout=0.1)
+        except queue.Empty:
+            if stop.is_set():
+                raise _stop_reason(errors) from None
+
+
+def _join_quietly(thread: threading.Thread, limit: float = 60.0) -> None:
+    """Wait for a stopping thread; a second Ctrl-C does not abandon it half-way (the wait is short:
+    every thread polls the stop flag between frames)."""
+    deadline = time.monotonic() + limit
+    while thread.is_alive() and time.monotonic() < deadline:
+        try:
+            thread.join(0.1)
+        except KeyboardInterrupt:
+            continue
+
+
 def _reader(path: str, limit: int, multiple: int, out: queue.Queue, stop: threading.Event) -> None:
     try:
-        for rgb in iter_rgb_frames(path, limit):
-            frame = pad_frames(rgb.transpose(2, 0, 1).astype(np.float32) / 255.0, multiple)
-            if not _put(out, frame, stop):
-                return
+        with closing(iter_rgb_frames(path, limit)) as frames:  # decoder opened and closed in this thread
+            for rgb in frames:
+                if stop.is_set():
+                    return
+                frame = pad_frames(rgb.transpose(2, 0, 1).astype(np.float32) / 255.0, multiple)
+                if not _put(out, frame, stop):
+                    return
         _put(out, _DONE, stop)
     except BaseException as exc:  # handed to the main thread
         _put(out, _Failure(exc), stop)
 
 
-def _writer(writer: VideoWriter, total: int, size: tuple[int, int], inp: queue.Queue, stop: threading.Event,
-            progress: Callable[[int], None], errors: list) -> None:
+def _writer(open_writer: Callable[[], VideoWriter], total: int, size: tuple[int, int], inp: queue.Queue,
+            stop: threading.Event, ready: threading.Event, finished: threading.Event, errors: list) -> None:
+    """Open the encoder, write frames in output order, finish the file: all PyAV calls in this thread."""
     h, w = size
     pending: dict[int, np.ndarray] = {}
     nxt = 0
+    writer = None
     try:
-        while nxt < total and not stop.is_set():
+        writer = open_writer()
+        ready.set()
+        while nxt < total:
+            if stop.is_set():
+                return
             try:
-                item = inp.get(timeout=0.1)
+                g, frame = inp.get(timeout=0.1)
             except queue.Empty:
                 continue
-            if item is _DONE:
-                break
-            g, frame = item
             pending[g] = frame
-            while nxt in pending:
+            while nxt in pending and not stop.is_set():
                 img = np.clip(pending.pop(nxt)[:, :h, :w], 0.0, 1.0)
                 writer.write(np.ascontiguousarray((img.transpose(1, 2, 0) * 255.0 + 0.5).astype(np.uint8)))
                 nxt += 1
-                progress(1)
+        if writer.finish(stop):
+            finished.set()
     except BaseException as exc:
         errors.append(exc)
         stop.set()
+    finally:
+        if writer is not None:
+            writer.close()
+        ready.set()
 
 
-def upscale_video(backend: Backend, input_path: str, output_path: str, options: RunOptions | None = None,
+def _checked(result: np.ndarray, frames: np.ndarray, outputs: int, scale: int) -> np.ndarray:
+    """Refuse a model output whose shape differs from what the metadata promises."""
+    want = (frames.shape[0], outputs, 3, frames.shape[-2] * scale, frames.shape[-1] * scale)
+    got = tuple(getattr(result, "shape", ()))
+    if got != want:
+        raise BackendError(f"the model returned frames of shape {list(got)} where its stvsr metadata promises "
+                           f"{list(want)} ({outputs} frames, scale {scale}); the metadata does not match the graph")
+    return result
+
+
+def upscale_video(backend: Backend, input_path: str, output_path: str | SafeOutput, options: RunOptions | None = None,
                   progress_factory: Callable[[int], Callable[[int], None]] | None = None,
-                  flows: FlowProvider | None = None) -> RunReport:
-    """Run ``backend``'s model over ``input_path`` and write ``output_path`` (atomically)."""
+                  flows: FlowProvider | None = None, status: Callable[[str], None] | None = None) -> RunReport:
+    """Run ``backend``'s model over ``input_path`` and write ``output_path`` (atomically).
+
+    ``output_path`` may be a prepared ``SafeOutput`` (overwrite policy, input identity); a plain
+    path is replaced if it exists but never when it is the input. ``progress_factory(windows)``
+    returns a callback called with 1 per finished window; ``status`` receives one-line messages.
+    """
     opts = options or RunOptions()
     meta = backend.metadata
+    say = status or (lambda message: None)
+    out = output_path if isinstance(output_path, SafeOutput) else SafeOutput(output_path, [input_path])
     info: VideoInfo = probe(input_path)
     n = min(info.frames, opts.max_frames) if opts.max_frames else info.frames
-    windows, times, factor = plan(meta, n, opts.factor, opts.dense)
+    windows, times, factor = plan(meta, n, opts.factor, opts.dense, getattr(backend, "max_factor", None))
     total = n + (n - 1) * factor
     scale = meta.scale
+    outputs = len(meta.output_positions) + (len(times or [0.5]) if meta.takes_times else 0)
     out_size = (info.height * scale, info.width * scale)
+    fps_out = info.fps * (factor + 1)
     flows = flows or (flow_provider(opts.flow) if meta.flow_inputs else None)
-    writer = VideoWriter(output_path, info, info.fps * (factor + 1), out_size[1], out_size[0], opts.codec, opts.crf,
-                         opts.preset, opts.pix_fmt, opts.copy_streams, _timestamps(info, n, factor))
-    progress = progress_factory(total) if progress_factory else (lambda k: None)
-    stop = threading.Event()
+    say(f"decoding {input_path}: {n} frames, {info.width}x{info.height} at {float(info.fps):.3f} fps -> {total} frames, "
+        f"{out_size[1]}x{out_size[0]} at {float(fps_out):.3f} fps, {len(windows)} windows")
+    progress = progress_factory(len(windows)) if progress_factory else (lambda k: None)
+    stop, ready, finished = threading.Event(), threading.Event(), threading.Event()
     frames_q: queue.Queue = queue.Queue(maxsize=meta.window + 4)
     out_q: queue.Queue = queue.Queue(maxsize=max(8, 2 * len(meta.output_positions) + 8))
     errors: list[BaseException] = []
+
+    def open_writer() -> VideoWriter:
+        return VideoWriter(tmp, info, fps_out, out_size[1], out_size[0], opts.codec, opts.crf, opts.preset,
+                           opts.pix_fmt, opts.copy_streams, _timestamps(info, n, factor), name=str(out.path))
+
     reader = threading.Thread(target=_reader, args=(input_path, n, meta.size_multiple, frames_q, stop),
                               name="stvsr-reader", daemon=True)
-    write_thread = threading.Thread(target=_writer, args=(writer, total, out_size, out_q, stop, progress, errors),
-                                    name="stvsr-writer", daemon=True)
+    write_thread = threading.Thread(target=_writer, args=(open_writer, total, out_size, out_q, stop, ready, finished,
+                                                          errors), name="stvsr-writer", daemon=True)
     start = time.perf_counter()
     cache: dict[int, np.ndarray] = {}
     decoded = 0
@@ -146,7 +215,7 @@ def upscale_video(backend: Backend, input_path: str, output_path: str, options: 
     def need(index: int) -> np.ndarray:
         nonlocal decoded
         while index >= decoded:
-            item = frames_q.get()
+            item = _get(frames_q, stop, errors)
             if isinstance(item, _Failure):
                 raise item.exc
             if item is _DONE:
@@ -155,14 +224,20 @@ def upscale_video(backend: Backend, input_path: str, output_path: str, options: 
             decoded += 1
         return cache[index]
 
-    def emit(window, out: np.ndarray) -> None:
+    def emit(window, result: np.ndarray) -> None:
         for out_idx, g in window.keep:
-            if not _put(out_q, (g, out[0, out_idx]), stop):
-                raise errors[0] if errors else RuntimeError("writer stopped")
+            if not _put(out_q, (g, result[0, out_idx]), stop):
+                raise _stop_reason(errors)
+        progress(1)
 
-    reader.start()
-    write_thread.start()
     try:
+        tmp = out.create()
+        write_thread.start()
+        reader.start()
+        while not ready.wait(0.1):  # the encoder opens (or fails) before any window runs
+            pass
+        if errors:
+            raise errors[0]
         for k, window in enumerate(windows):
             stack = np.stack([need(i) for i in window.frames])[None]
             inputs = {meta.inputs.get("frames", "frames"): stack}
@@ -172,13 +247,14 @@ def upscale_video(backend: Backend, input_path: str, output_path: str, options: 
                 inputs[name] = flows(stack[0, a], stack[0, b])[None]
             if opts.tile and max(stack.shape[-2:]) > opts.tile:
                 spatial = {name for name in inputs if name != meta.inputs.get("times", "times")}
-                emit(window, run_tiled(backend.run, inputs, spatial, opts.tile, opts.tile_overlap,
-                                       meta.size_multiple, scale))
+                frames_name = meta.inputs.get("frames", "frames")
+                emit(window, run_tiled(lambda part: _checked(backend.run(part), part[frames_name], outputs, scale),
+                                       inputs, spatial, opts.tile, opts.tile_overlap, meta.size_multiple, scale))
             else:
-                in_flight.append((window, backend.submit(inputs)))
+                in_flight.append((window, stack, backend.submit(inputs)))
                 if len(in_flight) >= backend.max_in_flight:
-                    done, ticket = in_flight.popleft()
-                    emit(done, backend.collect(ticket))
+                    done, frames, ticket = in_flight.popleft()
+                    emit(done, _checked(backend.collect(ticket), frames, outputs, scale))
             # Forget frames no later window needs.
             lowest = min(windows[k + 1].frames) if k + 1 < len(windows) else n
             for idx in [i for i in cache if i < lowest]:
@@ -186,22 +262,23 @@ def upscale_video(backend: Backend, input_path: str, output_path: str, options: 
             if errors:
                 raise errors[0]
         while in_flight:
-            done, ticket = in_flight.popleft()
-            emit(done, backend.collect(ticket))
-        write_thread.join()
+            done, frames, ticket = in_flight.popleft()
+            emit(done, _checked(backend.collect(ticket), frames, outputs, scale))
+        while write_thread.is_alive():  # the writer flushes and closes the file
+            write_thread.join(0.1)
         if errors:
             raise errors[0]
-        if writer.count != total:
-            raise RuntimeError(f"wrote {writer.count} of {total} frames")
-        writer.commit()
+        if not finished.is_set():
+            raise RuntimeError("the encoder stopped before the end of the video")
+        out.commit()
     except BaseException:
         stop.set()
-        writer.abort()
         raise
     finally:
         stop.set()
-        reader.join(timeout=5)
-        write_thread.join(timeout=5)
+        for thread in (write_thread, reader):
+            _join_quietly(thread)
+        out.discard()
     elapsed = time.perf_counter() - start
-    return RunReport(str(output_path), n, total, factor, info.fps, info.fps * (factor + 1),
+    return RunReport(str(out.path), n, total, factor, info.fps, info.fps * (factor + 1),
                      (out_size[1], out_size[0]), elapsed, len(windows), info.variable_rate)

@@ -1,9 +1,9 @@
 """Video in and out with PyAV: decoding, H.264 (or any) encoding, audio/subtitle passthrough,
-colour metadata carried over, and an output that appears only when complete."""
+colour metadata carried over. The writer encodes into a file it is given (the temporary file of a
+``stvsr.outfile.SafeOutput``); every PyAV object of a writer is used by one thread only."""
 from __future__ import annotations
 
-import os
-import tempfile
+import threading
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -14,6 +14,8 @@ from stvsr.runtime.stream_meta import is_variable_rate, presentation_pts, scaled
 from stvsr.video import VideoError, open_video
 
 COLOUR_FIELDS = ("color_range", "colorspace", "color_primaries", "color_trc")
+X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow",
+                "placebo")  # libx264 and libx265 know the same names
 
 
 @dataclass
@@ -61,36 +63,71 @@ def probe(path: str) -> VideoInfo:
                      Fraction(time_base) if time_base else None, presentation_pts(packet_pts), matrix)
 
 
+def check_encoder(codec: str, pix_fmt: str, preset: str | None) -> None:
+    """Refuse an unknown encoder, pixel format or x264/x265 preset with one line, before opening anything."""
+    import av
+
+    try:
+        info = av.Codec(codec, "w")
+    except Exception:
+        raise VideoError(f"unknown video encoder {codec!r} (not in this FFmpeg build)") from None
+    if info.type != "video":
+        raise VideoError(f"{codec!r} is not a video encoder")
+    try:
+        av.VideoFormat(pix_fmt)
+    except Exception:
+        raise VideoError(f"unknown pixel format {pix_fmt!r}") from None
+    formats = [f.name for f in (info.video_formats or [])]
+    if formats and pix_fmt not in formats:
+        raise VideoError(f"the {codec} encoder does not take pixel format {pix_fmt} (it takes {', '.join(formats)})")
+    if preset and codec in ("libx264", "libx265") and preset not in X264_PRESETS:
+        raise VideoError(f"unknown {codec} preset {preset!r} (one of {', '.join(X264_PRESETS)})")
+
+
+def _reason(exc: BaseException) -> str:
+    text = getattr(exc, "strerror", None) or str(exc)
+    return " ".join(text.split())[:200] or type(exc).__name__
+
+
 class VideoWriter:
-    """Encode frames to a temporary file next to ``path``; ``commit`` renames it into place."""
+    """Encode frames into ``path`` (a temporary file the caller renames or removes).
+
+    The encoder is opened in the constructor, so bad settings fail before any frame is computed.
+    Construct, ``write``, ``finish`` and ``close`` from one thread: PyAV objects are not thread-safe.
+    """
 
     def __init__(self, path: str, source: VideoInfo, fps: Fraction, width: int, height: int,
                  codec: str = "libx264", crf: int | None = 18, preset: str | None = "medium",
                  pix_fmt: str = "yuv420p", copy_streams: bool = True,
-                 timestamps: tuple[Fraction, list[int]] | None = None):
+                 timestamps: tuple[Fraction, list[int]] | None = None, name: str | None = None):
         import av
 
         self.path = Path(path)
-        parent = self.path.resolve().parent
-        if not parent.is_dir() or not os.access(parent, os.W_OK):
-            raise VideoError(f"cannot write {path}: folder {parent} is missing or not writable")
-        if self.path.is_dir():
-            raise VideoError(f"cannot write {path}: it is a folder")
-        fd, self.tmp = tempfile.mkstemp(dir=parent, prefix=f".{self.path.name}.", suffix=self.path.suffix or ".mp4")
-        os.close(fd)
+        self.name = name or str(path)   # the user's output, named in errors
         self.source = source
-        fmt = "mp4" if (self.path.suffix.lower() in ("", ".mp4", ".m4v")) else None
+        self.container = self._src = None
+        self.copied: list = []
+        self.count = 0
+        check_encoder(codec, pix_fmt, preset)
+        fmt = "mp4" if (Path(self.name).suffix.lower() in ("", ".mp4", ".m4v")) else None
         options = {}
         if crf is not None and codec in ("libx264", "libx265", "libvpx-vp9", "libaom-av1"):
             options["crf"] = str(crf)
         if preset and codec in ("libx264", "libx265"):
             options["preset"] = preset
         try:
-            self.container = av.open(self.tmp, "w", format=fmt)
-            self.stream = self.container.add_stream(codec, rate=fps, options=options)
-        except Exception as exc:
-            self.abort()
-            raise VideoError(f"cannot encode {codec!r} into {path}: {exc}") from None
+            self._open(av, fmt, codec, fps, options, width, height, pix_fmt, timestamps, copy_streams)
+        except BaseException as exc:
+            self.close()
+            if isinstance(exc, Exception) and not isinstance(exc, VideoError):
+                raise VideoError(f"cannot encode {codec} ({pix_fmt}, {width}x{height}) into {self.name}: "
+                                 f"{_reason(exc)}") from None
+            raise
+
+    def _open(self, av, fmt, codec, fps, options, width, height, pix_fmt, timestamps, copy_streams) -> None:
+        source = self.source
+        self.container = av.open(str(self.path), "w", format=fmt)
+        self.stream = self.container.add_stream(codec, rate=fps, options=options)
         self.stream.width, self.stream.height, self.stream.pix_fmt = width, height, pix_fmt
         # Real presentation times (variable frame rate kept) in a time base that holds them exactly;
         # without them frame k is at k/fps and PyAV derives the time base from the rate.
@@ -106,16 +143,14 @@ class VideoWriter:
                     setattr(self.stream.codec_context, field, value)
                 except Exception:
                     pass
-        self.copied: list = []
-        self._src = None
+        self.stream.codec_context.open()  # now: a preset, pixel format or device the encoder refuses fails here
         if copy_streams:
             self._add_passthrough()
-        self.count = 0
 
     def _add_passthrough(self) -> None:
         import av
 
-        # The source stays open until commit: template streams refer to its codec parameters.
+        # The source stays open until finish: template streams refer to its codec parameters.
         self._src = av.open(self.source.path)
         for s in list(self._src.streams.audio) + list(self._src.streams.subtitles):
             try:
@@ -135,39 +170,48 @@ class VideoWriter:
             self.container.mux(packet)
         self.count += 1
 
-    def _mux_passthrough(self) -> None:
+    def _mux_passthrough(self, stop: threading.Event | None) -> bool:
         if not self.copied:
-            return
+            return True
         by_index = dict(self.copied)
         streams = [s for s in self._src.streams if s.index in by_index]
         for packet in self._src.demux(streams):
+            if stop is not None and stop.is_set():
+                return False
             if packet.dts is None:
                 continue
             packet.stream = by_index[packet.stream.index]
             self.container.mux(packet)
+        return True
 
-    def commit(self) -> Path:
+    def finish(self, stop: threading.Event | None = None) -> bool:
+        """Flush the encoder, copy the passthrough streams and close the file; False (and nothing
+        more written) as soon as ``stop`` is set."""
         for packet in self.stream.encode(None):
+            if stop is not None and stop.is_set():
+                return False
             self.container.mux(packet)
-        self._mux_passthrough()
+        if not self._mux_passthrough(stop):
+            return False
         self.container.close()
+        self.container = None
         self._close_source()
-        os.replace(self.tmp, self.path)
-        return self.path
+        return True
 
     def _close_source(self) -> None:
         if self._src is not None:
             self._src.close()
             self._src = None
 
-    def abort(self) -> None:
+    def close(self) -> None:
+        """Release the file and the source (idempotent); the caller removes an unfinished file."""
         try:
             self._close_source()
         except Exception:
             pass
         try:
-            if getattr(self, "container", None) is not None:
+            if self.container is not None:
                 self.container.close()
         except Exception:
             pass
-        Path(self.tmp).unlink(missing_ok=True)
+        self.container = None

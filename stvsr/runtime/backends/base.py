@@ -20,6 +20,30 @@ class BackendError(RuntimeError):
     """A model file or backend that cannot run here."""
 
 
+def one_line(exc: BaseException, limit: int = 300) -> str:
+    """An exception's message as one line (runtimes print multi-line messages)."""
+    text = " ".join(str(exc).split())
+    return (text[:limit] + "...") if len(text) > limit else (text or type(exc).__name__)
+
+
+def check_graph_inputs(path: str, meta: ModelMetadata, graph_inputs: dict[str, list]) -> None:
+    """Refuse a model whose stvsr metadata names inputs the graph lacks (or the other way round),
+    or whose ``frames`` input has a fixed frame count other than the metadata's window."""
+    fed = [meta.inputs.get("frames", "frames")] + ([meta.inputs.get("times", "times")] if meta.takes_times else [])
+    fed += list(meta.flow_inputs)
+    missing = [name for name in fed if name not in graph_inputs]
+    extra = [name for name in graph_inputs if name not in fed]
+    if missing or extra:
+        raise BackendError(f"{path}: its stvsr metadata does not match the graph (metadata inputs {fed}, "
+                           f"graph inputs {list(graph_inputs)})")
+    shape = graph_inputs[fed[0]]
+    if shape is not None and len(shape) != 5:
+        raise BackendError(f"{path}: input {fed[0]!r} has {len(shape)} dimensions, expected 5 [B, N, 3, H, W]")
+    if shape is not None and isinstance(shape[1], int) and shape[1] != meta.window:
+        raise BackendError(f"{path}: the graph takes windows of {shape[1]} frames but its stvsr metadata says "
+                           f"{meta.window}")
+
+
 class Backend(ABC):
     metadata: ModelMetadata
     max_in_flight: int = 1

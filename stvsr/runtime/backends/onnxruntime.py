@@ -7,7 +7,7 @@ from typing import Sequence
 import numpy as np
 
 from stvsr.export.metadata import ModelMetadata, read_onnx_metadata
-from stvsr.runtime.backends.base import Backend, BackendError
+from stvsr.runtime.backends.base import Backend, BackendError, check_graph_inputs, one_line
 
 
 class OnnxRuntimeBackend(Backend):
@@ -32,14 +32,18 @@ class OnnxRuntimeBackend(Backend):
         try:
             self.session = ort.InferenceSession(path, opts, providers=providers)
         except Exception as exc:
-            raise BackendError(f"{path}: ONNX Runtime cannot load it ({str(exc).splitlines()[0][:200]})") from None
+            raise BackendError(f"{path}: ONNX Runtime cannot load it ({one_line(exc)})") from None
+        check_graph_inputs(path, self.metadata, {i.name: i.shape for i in self.session.get_inputs()})
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="stvsr-ort")
 
     def submit(self, inputs: dict[str, np.ndarray]) -> Future:
         return self._pool.submit(self.session.run, None, inputs)
 
     def collect(self, ticket: Future) -> np.ndarray:
-        return ticket.result()[0]
+        try:
+            return ticket.result()[0]
+        except Exception as exc:  # onnxruntime's own exception types are not RuntimeError
+            raise BackendError(f"ONNX Runtime failed on a window: {one_line(exc)}") from None
 
     def close(self) -> None:
         self._pool.shutdown(wait=True)
