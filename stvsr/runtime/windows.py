@@ -50,9 +50,11 @@ def window_stride(meta: ModelMetadata, dense: bool = False) -> int:
     return max(1, int(max(meta.output_positions) - min(meta.output_positions)))
 
 
-def plan(meta: ModelMetadata, n_frames: int, factor: int | None = None,
-         dense: bool = False) -> tuple[list[Window], list[float], int]:
-    """Windows covering every output of an ``n_frames`` video; returns (windows, times input, factor)."""
+def plan(meta: ModelMetadata, n_frames: int, factor: int | None = None, dense: bool = False,
+         max_factor: int | None = None) -> tuple[list[Window], list[float], int]:
+    """Windows covering every output of an ``n_frames`` video; returns (windows, times input, factor).
+
+    ``max_factor``: the largest factor the backend serves (a TensorRT engine's ``times`` profile)."""
     if n_frames < 1:
         raise PlanError("the video has no frames")
     native = native_factor(meta)
@@ -63,6 +65,12 @@ def plan(meta: ModelMetadata, n_frames: int, factor: int | None = None,
     if not meta.takes_times and factor != native:
         raise PlanError(f"this model makes exactly {native} new frame(s) per gap (no times input); "
                         f"--factor {factor} is not possible")
+    if meta.takes_times and factor < 1:
+        raise PlanError("--factor must be at least 1 for this model: it makes the new frames at the times it is "
+                        "given, and --factor 0 gives it none")
+    if meta.takes_times and max_factor is not None and factor > max_factor:
+        raise PlanError(f"--factor {factor} is more than this model file serves: at most {max_factor} new frames "
+                        "per gap (a TensorRT engine's times input is built for 1 to that many)")
     positions, times = output_times(meta, factor)
     steps = factor + 1
     hi = max(positions)
