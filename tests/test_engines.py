@@ -13,8 +13,8 @@ import sys
 import numpy as np
 import pytest
 
-from stvsr.engines.cache import (BuildSettings, EngineMismatch, MachineInfo, PlanMetadata, cache_key, check_plan,
-                                 check_plan_file, read_sidecar, write_sidecar)
+from stvsr.engines.cache import (BuildSettings, CodeInfo, EngineMismatch, MachineInfo, PlanMetadata, cache_key,
+                                 check_plan, check_plan_file, read_sidecar, write_sidecar)
 from stvsr.engines.builder import input_shapes
 from stvsr.engines.profiles import ProfileError, parse_profile, select_profile
 from stvsr.export.graphs import base_metadata
@@ -48,38 +48,51 @@ def test_profile_selection_picks_smallest_fitting():
 def test_input_shapes_follow_metadata():
     prof = parse_profile("540p", 4, 16)
     shapes = input_shapes(base_metadata("stvun"), prof)
-    assert shapes["frames"][2] == (1, 7, 3, 144, 240) and shapes["times"][0] == (1,)
+    assert shapes["frames"][2] == (1, 7, 3, 144, 240)
+    assert shapes["times"] == ((1,), (3,), (8,))          # tuned for factor 3, serves 1..MAX_TIMES
+    assert input_shapes(base_metadata("stvun"), prof, opt_times=1)["times"][1] == (1,)
+    with pytest.raises(ValueError):
+        input_shapes(base_metadata("stvun"), prof, opt_times=9)
     assert set(input_shapes(base_metadata("starnet"), prof)) == {"frames", "flow_fwd", "flow_bwd"}
 
 
 MACHINE = MachineInfo("11.4.0", "NVIDIA H100 80GB HBM3", "9.0")
+CODE = CodeInfo("0.1.0", "p" * 64, "3.7.1", "c" * 64)
 
 
 def test_cache_key_changes_with_every_invalidating_field():
     prof = parse_profile("540p", 4, 4)
     settings = BuildSettings("fp16", "native")
-    base = cache_key("a" * 64, prof, settings, MACHINE)
+    base = cache_key("a" * 64, prof, settings, MACHINE, CODE)
     variants = [
-        cache_key("b" * 64, prof, settings, MACHINE),
-        cache_key("a" * 64, parse_profile("720p", 4, 4), settings, MACHINE),
-        cache_key("a" * 64, prof, dataclasses.replace(settings, precision="int8"), MACHINE),
-        cache_key("a" * 64, prof, dataclasses.replace(settings, plugins="stvsr"), MACHINE),
-        cache_key("a" * 64, prof, dataclasses.replace(settings, workspace_mb=1024), MACHINE),
-        cache_key("a" * 64, prof, settings, dataclasses.replace(MACHINE, tensorrt="11.5.0")),
-        cache_key("a" * 64, prof, settings, dataclasses.replace(MACHINE, gpu="NVIDIA L4", compute_capability="8.9")),
+        cache_key("b" * 64, prof, settings, MACHINE, CODE),
+        cache_key("a" * 64, parse_profile("720p", 4, 4), settings, MACHINE, CODE),
+        cache_key("a" * 64, prof, dataclasses.replace(settings, precision="int8"), MACHINE, CODE),
+        cache_key("a" * 64, prof, dataclasses.replace(settings, plugins="stvsr"), MACHINE, CODE),
+        cache_key("a" * 64, prof, dataclasses.replace(settings, workspace_mb=1024), MACHINE, CODE),
+        cache_key("a" * 64, prof, dataclasses.replace(settings, opt_times=1), MACHINE, CODE),
+        cache_key("a" * 64, prof, settings, dataclasses.replace(MACHINE, tensorrt="11.5.0"), CODE),
+        cache_key("a" * 64, prof, settings, dataclasses.replace(MACHINE, gpu="NVIDIA L4", compute_capability="8.9"),
+                  CODE),
+        # the code in the plan: stvsr's version, plugin PTX, the Triton that compiled it, kernel configs
+        cache_key("a" * 64, prof, settings, MACHINE, dataclasses.replace(CODE, stvsr="0.1.1")),
+        cache_key("a" * 64, prof, settings, MACHINE, dataclasses.replace(CODE, plugin_ptx="q" * 64)),
+        cache_key("a" * 64, prof, settings, MACHINE, dataclasses.replace(CODE, triton="3.8.0")),
+        cache_key("a" * 64, prof, settings, MACHINE, dataclasses.replace(CODE, plugin_configs="d" * 64)),
     ]
     assert len({base, *variants}) == len(variants) + 1
-    assert base == cache_key("a" * 64, prof, settings, MACHINE)
+    assert base == cache_key("a" * 64, prof, settings, MACHINE, CODE)
 
 
 def test_sidecar_round_trip_and_refusal_of_other_machines(tmp_path):
     plan = tmp_path / "zsm.plan"
     plan.write_bytes(b"plan")
     meta = PlanMetadata(base_metadata("zsm"), parse_profile("540p", 4, 4), BuildSettings("fp16", "stvsr"), MACHINE,
-                        "c" * 64, "k" * 64)
+                        "c" * 64, "k" * 64, code=CODE)
     write_sidecar(plan, meta)
     back = read_sidecar(plan)
     assert back.model.window == 4 and back.profile == meta.profile and back.machine == MACHINE
+    assert back.code == CODE and back.settings.opt_times == 3
     check_plan(back, MACHINE)
     with pytest.raises(EngineMismatch, match=r"TensorRT 11.4.0 \(this machine: 10.9.0\).*--profile 540p"):
         check_plan(back, dataclasses.replace(MACHINE, tensorrt="10.9.0"))

@@ -10,9 +10,9 @@ import sys
 from pathlib import Path
 from typing import Callable
 
-from stvsr.engines.cache import (BuildSettings, MachineInfo, PlanMetadata, atomic_write_bytes, cache_key,
-                                 plan_name, write_sidecar)
-from stvsr.engines.profiles import MAX_TIMES, Profile
+from stvsr.engines.cache import (BuildSettings, CodeInfo, MachineInfo, PlanMetadata, atomic_write_bytes, cache_key,
+                                 plan_name, timing_cache_path, write_sidecar)
+from stvsr.engines.profiles import MAX_TIMES, OPT_TIMES, Profile
 from stvsr.export.metadata import ModelMetadata, read_onnx_metadata
 from stvsr.models.checkpoint import sha256_file
 
@@ -30,13 +30,17 @@ def require_tensorrt():
     return trt
 
 
-def input_shapes(meta: ModelMetadata, profile: Profile) -> dict[str, tuple[tuple, tuple, tuple]]:
-    """(min, opt, max) shape of every graph input for ``profile`` (batch 1)."""
+def input_shapes(meta: ModelMetadata, profile: Profile,
+                 opt_times: int = OPT_TIMES) -> dict[str, tuple[tuple, tuple, tuple]]:
+    """(min, opt, max) shape of every graph input for ``profile`` (batch 1); ``times`` from 1 to
+    MAX_TIMES, tuned for ``opt_times``."""
+    if not 1 <= opt_times <= MAX_TIMES:
+        raise ValueError(f"opt_times must be 1..{MAX_TIMES}, got {opt_times}")
     shapes = {}
     for which, (h, w) in (("min", profile.min), ("opt", profile.opt), ("max", profile.max)):
         shapes.setdefault("frames", {})[which] = (1, meta.window, 3, h, w)
         if meta.takes_times:
-            shapes.setdefault("times", {})[which] = ({"min": 1, "opt": 1, "max": MAX_TIMES}[which],)
+            shapes.setdefault("times", {})[which] = ({"min": 1, "opt": opt_times, "max": MAX_TIMES}[which],)
         for name in meta.flow_inputs:
             shapes.setdefault(name, {})[which] = (1, 2, h, w)
     return {k: (v["min"], v["opt"], v["max"]) for k, v in shapes.items()}
@@ -63,6 +67,21 @@ def _progress_monitor(trt, log: Callable[[str], None]):
     return Monitor()
 
 
+def configure_builder(trt, config, settings: BuildSettings, timing_cache: bytes,
+                      log: Callable[[str], None] = lambda m: None) -> None:
+    """Workspace, optimisation level, TF32 and timing cache of an ``IBuilderConfig``."""
+    config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, settings.workspace_mb << 20)
+    config.builder_optimization_level = settings.opt_level
+    if settings.precision == "fp32":
+        # TensorRT lets FP32 convolutions and matrix products round their inputs to TF32 (10-bit
+        # mantissas) unless told not to: an FP32 engine computes in FP32.
+        config.clear_flag(trt.BuilderFlag.TF32)
+    if not config.set_timing_cache(config.create_timing_cache(timing_cache), ignore_mismatch=False):
+        log("  the timing cache was made for another GPU or TensorRT version; starting a new one")
+        if not config.set_timing_cache(config.create_timing_cache(b""), ignore_mismatch=False):
+            raise EngineBuildError("TensorRT refused a new timing cache")
+
+
 def build_engine(onnx_path: str, profile: Profile, settings: BuildSettings, out_dir: str | Path,
                  timing_cache: str | Path | None = None, log: Callable[[str], None] = lambda m: None) -> Path:
     """Build (or reuse from the cache folder) one engine for ``profile``; returns the plan path."""
@@ -70,7 +89,8 @@ def build_engine(onnx_path: str, profile: Profile, settings: BuildSettings, out_
     meta = read_onnx_metadata(onnx_path)
     machine = MachineInfo.current()
     onnx_sha = sha256_file(onnx_path)
-    key = cache_key(onnx_sha, profile, settings, machine)
+    code = CodeInfo.current(settings.plugins, machine.arch)   # plugin PTX, Triton, configs, stvsr version
+    key = cache_key(onnx_sha, profile, settings, machine, code)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     plan_path = out_dir / plan_name(meta.model, settings, profile, key)
@@ -97,13 +117,11 @@ def build_engine(onnx_path: str, profile: Profile, settings: BuildSettings, out_
         errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
         raise EngineBuildError(f"TensorRT cannot parse {onnx_path}: {errors}")
     config = builder.create_builder_config()
-    config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, settings.workspace_mb << 20)
-    config.builder_optimization_level = settings.opt_level
     config.progress_monitor = _progress_monitor(trt, log)
     cache_bytes = Path(timing_cache).read_bytes() if timing_cache and Path(timing_cache).is_file() else b""
-    config.set_timing_cache(config.create_timing_cache(cache_bytes), ignore_mismatch=False)
+    configure_builder(trt, config, settings, cache_bytes, log)
     opt_profile = builder.create_optimization_profile()
-    for name, (lo, opt, hi) in input_shapes(meta, profile).items():
+    for name, (lo, opt, hi) in input_shapes(meta, profile, settings.opt_times).items():
         opt_profile.set_shape(name, lo, opt, hi)
     config.add_optimization_profile(opt_profile)
     log(f"building {plan_path.name} for LR {profile.min[1]}x{profile.min[0]} .. {profile.max[1]}x{profile.max[0]}")
@@ -115,12 +133,13 @@ def build_engine(onnx_path: str, profile: Profile, settings: BuildSettings, out_
     if timing_cache:
         atomic_write_bytes(Path(timing_cache), bytes(config.get_timing_cache().serialize()))
     write_sidecar(plan_path, PlanMetadata(meta, profile, settings, machine, onnx_sha, key,
-                                          hashlib.sha256(plan_bytes).hexdigest()))
+                                          hashlib.sha256(plan_bytes).hexdigest(), code))
     return plan_path
 
 
 def build_engines(onnx_path: str, profiles: list[Profile], settings: BuildSettings, out_dir: str | Path,
                   log: Callable[[str], None] = lambda m: print(m, file=sys.stderr)) -> list[Path]:
-    """One engine per profile, sharing a persistent timing cache in ``out_dir``."""
-    cache = Path(out_dir) / "timing.cache"
+    """One engine per profile, sharing a persistent timing cache (one per GPU model) in ``out_dir``."""
+    require_tensorrt()
+    cache = timing_cache_path(out_dir, MachineInfo.current())
     return [build_engine(onnx_path, p, settings, out_dir, cache, log) for p in profiles]

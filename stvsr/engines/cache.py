@@ -1,8 +1,10 @@
 """Engine cache keys, plan sidecar metadata and refusal of plans built for another machine.
 
 A plan is valid for one TensorRT version, one GPU model (compute capability), one shape range,
-one precision, one plugin flavour and one ONNX file; the cache key covers all of them and the
-sidecar ``<plan>.json`` records them so ``stvsr-run engine.plan`` needs nothing else.
+one precision, one plugin flavour, one ONNX file and the code that went into it (stvsr's version
+and, for the stvsr plugins, the PTX of every kernel, the Triton that compiled it and the kernel
+configurations); the cache key covers all of them and the sidecar ``<plan>.json`` records them so
+``stvsr-run engine.plan`` needs nothing else.
 """
 from __future__ import annotations
 
@@ -12,7 +14,7 @@ import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from stvsr.engines.profiles import Profile
+from stvsr.engines.profiles import OPT_TIMES, Profile
 from stvsr.export.metadata import ModelMetadata
 from stvsr.outfile import atomic_output
 
@@ -31,15 +33,21 @@ class MachineInfo:
 
     @classmethod
     def current(cls) -> "MachineInfo":
-        """TensorRT version and GPU of this machine (needs tensorrt and cuda-python)."""
+        """TensorRT version and current GPU of this machine (needs tensorrt and cuda-python)."""
         import tensorrt as trt
-        from cuda.bindings import runtime as cudart
 
-        err, props = cudart.cudaGetDeviceProperties(0)
-        if int(err) != 0:
-            raise EngineMismatch(f"no CUDA GPU available ({err})")
-        name = props.name.decode() if isinstance(props.name, bytes) else str(props.name)
-        return cls(trt.__version__, name.strip("\x00 "), f"{props.major}.{props.minor}")
+        from stvsr.plugins.cuda_device import CudaUnavailable, current_gpu
+
+        try:
+            gpu = current_gpu()
+        except CudaUnavailable as exc:
+            raise EngineMismatch(str(exc)) from None
+        return cls(trt.__version__, gpu.name, f"{gpu.major}.{gpu.minor}")
+
+    @property
+    def arch(self) -> int:
+        major, minor = self.compute_capability.split(".")
+        return int(major) * 10 + int(minor)
 
 
 @dataclass(frozen=True)
@@ -48,13 +56,43 @@ class BuildSettings:
     plugins: str
     workspace_mb: int = 4096
     opt_level: int = 3
+    opt_times: int = OPT_TIMES     # the ``times`` length (new frames per gap) TensorRT tunes for
 
 
-def cache_key(onnx_sha256: str, profile: Profile, settings: BuildSettings, machine: MachineInfo) -> str:
+@dataclass(frozen=True)
+class CodeInfo:
+    """The code that goes into a plan besides TensorRT: stvsr's version and, for the stvsr plugin
+    flavour, the sha256 of every plugin PTX for this GPU, the Triton that compiled it and the
+    kernel configurations (so a kernel fix never reuses a stale plan)."""
+    stvsr: str
+    plugin_ptx: str = ""
+    triton: str = ""
+    plugin_configs: str = ""
+
+    @classmethod
+    def current(cls, plugins: str, arch: int) -> "CodeInfo":
+        import stvsr
+
+        if plugins != "stvsr":
+            return cls(stvsr.__version__)
+        from stvsr.plugins import aot
+
+        return cls(stvsr.__version__, **aot.ptx_fingerprint(arch))
+
+
+def cache_key(onnx_sha256: str, profile: Profile, settings: BuildSettings, machine: MachineInfo,
+              code: CodeInfo) -> str:
     """sha256 over everything that invalidates a plan."""
     blob = json.dumps({"onnx": onnx_sha256, "profile": profile.to_dict(), "settings": asdict(settings),
-                       "machine": asdict(machine)}, sort_keys=True)
+                       "machine": asdict(machine), "code": asdict(code)}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def timing_cache_path(out_dir: str | os.PathLike, machine: MachineInfo) -> Path:
+    """The persistent timing cache of one GPU model and TensorRT version in ``out_dir`` (a cache is
+    only valid for the GPU it was measured on)."""
+    gpu = "".join(c if c.isalnum() else "_" for c in machine.gpu).strip("_") or "gpu"
+    return Path(out_dir) / f"timing-{gpu}-sm{machine.arch}-trt{machine.tensorrt}.cache"
 
 
 def plan_name(model: str, settings: BuildSettings, profile: Profile, key: str) -> str:
@@ -71,11 +109,13 @@ class PlanMetadata:
     onnx_sha256: str
     key: str
     plan_sha256: str = ""    # of the plan file itself: a replaced or truncated plan is refused
+    code: CodeInfo | None = None
 
     def to_json(self) -> str:
         return json.dumps({"model": json.loads(self.model.to_json()), "profile": self.profile.to_dict(),
                            "settings": asdict(self.settings), "machine": asdict(self.machine),
-                           "onnx_sha256": self.onnx_sha256, "key": self.key, "plan_sha256": self.plan_sha256},
+                           "onnx_sha256": self.onnx_sha256, "key": self.key, "plan_sha256": self.plan_sha256,
+                           "code": asdict(self.code) if self.code else None},
                           indent=2, sort_keys=True)
 
     @classmethod
@@ -83,7 +123,7 @@ class PlanMetadata:
         d = json.loads(text)
         return cls(ModelMetadata.from_json(json.dumps(d["model"])), Profile.from_dict(d["profile"]),
                    BuildSettings(**d["settings"]), MachineInfo(**d["machine"]), d["onnx_sha256"], d["key"],
-                   d.get("plan_sha256", ""))
+                   d.get("plan_sha256", ""), CodeInfo(**d["code"]) if d.get("code") else None)
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:

@@ -108,6 +108,16 @@ class DoubleBufferSchedule:
         self._slot_free.clear()
 
 
+def check_times(meta, inputs: dict[str, np.ndarray], max_factor: int | None) -> None:
+    """Refuse a ``times`` input an engine cannot take (empty, or longer than its profile allows)."""
+    if not meta.takes_times:
+        return
+    n = int(np.asarray(inputs[meta.inputs.get("times", "times")]).size)
+    if n < 1 or (max_factor is not None and n > max_factor):
+        raise BackendError(f"this engine makes 1 to {max_factor} new frames per gap (--factor 1..{max_factor}); "
+                           f"got {n}")
+
+
 def _check(result):
     err = result[0] if isinstance(result, tuple) else result
     if int(err) != 0:
@@ -116,13 +126,21 @@ def _check(result):
 
 
 class CudaDevice:
-    """Two streams, pinned host buffers and device buffers for ``slots`` windows (cuda.bindings)."""
+    """Two streams, pinned host buffers and device buffers for ``slots`` windows (cuda.bindings).
 
-    def __init__(self, engine, context, max_shapes: dict[str, tuple], output: str, max_out: tuple, slots: int = 2):
-        from cuda.bindings import runtime as cudart
+    Both streams are non-blocking (no implicit synchronisation with the legacy default stream)
+    and events are created with ``cudaEventBlockingSync``, so a host wait sleeps instead of
+    spinning a CPU core that decoding and encoding need. ``runtime`` is ``cuda.bindings.runtime``
+    (a test double in tests)."""
 
+    def __init__(self, engine, context, max_shapes: dict[str, tuple], output: str, max_out: tuple, slots: int = 2,
+                 runtime=None):
+        if runtime is None:
+            from cuda.bindings import runtime
+        cudart = runtime
         self.rt, self.engine, self.context, self.output = cudart, engine, context, output
-        self.streams = {COPY: _check(cudart.cudaStreamCreate()), COMPUTE: _check(cudart.cudaStreamCreate())}
+        self.streams = {s: _check(cudart.cudaStreamCreateWithFlags(cudart.cudaStreamNonBlocking))
+                        for s in (COPY, COMPUTE)}
         self.host: list[dict[str, np.ndarray]] = []
         self.dev: list[dict[str, int]] = []
         for _ in range(slots):
@@ -141,11 +159,14 @@ class CudaDevice:
             flat[:] = arr.ravel()
             _check(self.rt.cudaMemcpyAsync(self.dev[slot][name], flat.ctypes.data, arr.nbytes,
                                            self.rt.cudaMemcpyKind.cudaMemcpyHostToDevice, self.streams[COPY]))
-            self.context.set_input_shape(name, arr.shape)
+            if not self.context.set_input_shape(name, tuple(arr.shape)):
+                raise BackendError(f"TensorRT refused input {name!r} of shape {tuple(arr.shape)} (outside the "
+                                   "engine's optimization profile?)")
 
     def execute(self, slot, shapes):
         for name, ptr in self.dev[slot].items():
-            self.context.set_tensor_address(name, ptr)
+            if not self.context.set_tensor_address(name, int(ptr)):
+                raise BackendError(f"TensorRT refused the device address of tensor {name!r}")
         if not self.context.execute_async_v3(int(self.streams[COMPUTE])):
             raise BackendError("TensorRT execution failed")
         return tuple(self.context.get_tensor_shape(self.output))
@@ -156,7 +177,7 @@ class CudaDevice:
                                        self.rt.cudaMemcpyKind.cudaMemcpyDeviceToHost, self.streams[COPY]))
 
     def record(self, stream):
-        event = _check(self.rt.cudaEventCreate())
+        event = _check(self.rt.cudaEventCreateWithFlags(self.rt.cudaEventBlockingSync))
         _check(self.rt.cudaEventRecord(event, self.streams[stream]))
         return event
 
@@ -227,11 +248,14 @@ class TensorRTBackend(Backend):
             shapes[name] = (1, 2, h, w)
         outputs = len(meta.output_positions) + (MAX_TIMES if meta.takes_times else 0)
         max_out = (1, outputs, 3, h * meta.scale, w * meta.scale)
+        # An engine's times input ranges over 1..MAX_TIMES (its optimization profile): the largest --factor.
+        self.max_factor = MAX_TIMES if meta.takes_times else None
         self.device = CudaDevice(self.engine, self.context, shapes, meta.output, max_out)
         self.schedule = DoubleBufferSchedule(self.device)
         self.gpu_ms: list[float] = []   # per collected window: inference time on the compute stream (CUDA events)
 
     def submit(self, inputs: dict[str, np.ndarray]):
+        check_times(self.metadata, inputs, self.max_factor)
         h, w = inputs[self.metadata.inputs.get("frames", "frames")].shape[-2:]
         if not self.profile.contains(h, w):
             raise BackendError(f"LR frames {w}x{h} are outside this engine's profile {self.profile.name} "
