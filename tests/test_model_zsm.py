@@ -62,3 +62,26 @@ def test_bad_input_raises_value_error(shape, dtype, match):
     net = zsm.build().eval()
     with pytest.raises(ValueError, match=match):
         net(torch.zeros(shape, dtype=dtype))
+
+
+def test_skip_last_reconstructs_all_but_the_last_output_unchanged(seeded_net):
+    x = torch.rand(1, 4, 3, 8, 8, generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        full = seeded_net(x)
+        tiled = seeded_net(x, skip_last=True)
+    assert full.shape[1] == 7 and tiled.shape[1] == 6
+    assert rel_l2(tiled, full[:, :-1]) < 1e-6
+
+
+def test_windows_of_the_tiled_graph_compute_each_output_once():
+    """Planned from metadata alone: 6 outputs per 4-frame window at stride 3 tile time (today's
+    7-output graph computes 700 outputs for a 300-frame video's 599)."""
+    from stvsr.export.graphs import base_metadata
+    from stvsr.runtime.windows import plan
+
+    for tiled, computed in ((False, 700), (True, 600)):
+        meta = base_metadata("zsm", tiled)
+        windows, _, _ = plan(meta, 300)
+        kept = sorted(g for w in windows for _, g in w.keep)
+        assert kept == list(range(599))
+        assert len(windows) * len(meta.output_positions) == computed

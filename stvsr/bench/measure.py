@@ -3,41 +3,8 @@ from __future__ import annotations
 
 import os
 import platform
-import statistics
-import time
-from dataclasses import asdict, dataclass
-from typing import Callable
 
-
-@dataclass
-class Timing:
-    """Wall-clock statistics of repeated calls, in seconds."""
-
-    median: float
-    q1: float
-    q3: float
-    minimum: float
-    repeats: int
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-
-def time_call(fn: Callable[[], object], warmup: int = 1, repeats: int = 5) -> Timing:
-    """Median and inter-quartile range of ``fn()`` after ``warmup`` untimed calls."""
-    for _ in range(warmup):
-        fn()
-    samples = []
-    for _ in range(max(1, repeats)):
-        start = time.perf_counter()
-        fn()
-        samples.append(time.perf_counter() - start)
-    samples.sort()
-    if len(samples) >= 4:
-        q1, _, q3 = statistics.quantiles(samples, n=4)
-    else:
-        q1, q3 = samples[0], samples[-1]
-    return Timing(statistics.median(samples), q1, q3, samples[0], len(samples))
+from stvsr.timing import Timing, time_call  # noqa: F401  (re-exported: the benchmark's timing)
 
 
 def matmul_peak_gflops(size: int = 2048, repeats: int = 5, threads: int = 0) -> dict[str, float]:

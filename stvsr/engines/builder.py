@@ -14,6 +14,7 @@ from stvsr.engines.cache import (BuildSettings, CodeInfo, MachineInfo, PlanMetad
                                  plan_name, timing_cache_path, write_sidecar)
 from stvsr.engines.profiles import MAX_TIMES, OPT_TIMES, Profile
 from stvsr.export.metadata import ModelMetadata, read_onnx_metadata
+from stvsr.export.precision import tensorrt_refusal
 from stvsr.models.checkpoint import sha256_file
 
 
@@ -85,8 +86,10 @@ def configure_builder(trt, config, settings: BuildSettings, timing_cache: bytes,
 def build_engine(onnx_path: str, profile: Profile, settings: BuildSettings, out_dir: str | Path,
                  timing_cache: str | Path | None = None, log: Callable[[str], None] = lambda m: None) -> Path:
     """Build (or reuse from the cache folder) one engine for ``profile``; returns the plan path."""
-    trt = require_tensorrt()
     meta = read_onnx_metadata(onnx_path)
+    if (why := tensorrt_refusal(meta)) is not None:  # before TensorRT: refused on any machine
+        raise EngineBuildError(f"{onnx_path} is {why}")
+    trt = require_tensorrt()
     machine = MachineInfo.current()
     onnx_sha = sha256_file(onnx_path)
     code = CodeInfo.current(settings.plugins, machine.arch)   # plugin PTX, Triton, configs, stvsr version

@@ -10,11 +10,12 @@ from typing import Callable
 import onnx
 
 from stvsr import __version__
-from stvsr.export.graphs import base_metadata, example_inputs, graph_module
+from stvsr.export.graphs import base_metadata, example_inputs, graph_module, has_tiled_variant
 from stvsr.export.onnx_export import DEFAULT_OPSET, MIN_OPSET, ExportError, atomic_save, export_graph, finalize
-from stvsr.export.precision import to_fp16, to_int8
+from stvsr.export.precision import INT8_TARGETS, to_fp16, to_int8
 from stvsr.export.verify import Comparison, compare, ort_session, run_ort, run_torch
 from stvsr.export.weights import resolve_weights
+from stvsr.timing import time_interleaved
 
 PRECISIONS = ("fp32", "fp16", "int8")
 FLAVOURS = ("none", "native", "stvsr")
@@ -22,6 +23,7 @@ TRACE_SIZE = (32, 32)     # every network's size multiple divides it
 VERIFY_SIZE = (32, 64)    # a different width checks the dynamic axes
 FP32_TOLERANCE = 1e-4     # relative L2 against PyTorch
 FP16_TOLERANCE = 2e-2     # relative L2 against the FP32 graph
+SPEED_WARMUP, SPEED_REPEATS = 1, 3   # the speed-vs-FP32 line: both graphs timed alike, interleaved
 
 
 @dataclass
@@ -31,7 +33,7 @@ class ExportReport:
     size_bytes: int
     fp32_check: Comparison | None = None
     precision_check: Comparison | None = None
-    speed_ratio: float | None = None          # FP32 time / this precision's time on ONNX Runtime CPU
+    speed_ratio: float | None = None          # FP32 median time / this precision's on ONNX Runtime CPU
     notes: list[str] = field(default_factory=list)
 
 
@@ -54,8 +56,14 @@ def check_output(path: Path) -> None:
 def export_model(name: str, weights: str | None = None, random_weights: bool = False, precision: str = "fp32",
                  calib: str | None = None, opset: int = DEFAULT_OPSET, output: str | os.PathLike | None = None,
                  verify: bool = True, plugins: str = "none", calib_windows: int = 4,
-                 log: Callable[[str], None] = lambda msg: None) -> ExportReport:
-    """Export ``name`` and return what was written and measured. Raises ``ExportError``/``ValueError``."""
+                 log: Callable[[str], None] = lambda msg: None, int8_target: str = "cpu",
+                 all_outputs: bool = False) -> ExportReport:
+    """Export ``name`` and return what was written and measured. Raises ``ExportError``/``ValueError``.
+
+    ``int8_target``: ``cpu`` (uint8 activations, fast on ONNX Runtime) or ``tensorrt`` (symmetric
+    int8). ``all_outputs``: keep every fixed output; by default a network with a tiled variant (zsm)
+    drops the last one so that windows tile time without computing any output twice.
+    """
     start = time.perf_counter()
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {PRECISIONS}")
@@ -65,18 +73,24 @@ def export_model(name: str, weights: str | None = None, random_weights: bool = F
         raise ExportError(f"opset {opset} is too low: ONNX DeformConv needs opset {MIN_OPSET} or newer")
     if precision == "int8" and not calib:
         raise ExportError("--int8 needs --calib VIDEO: INT8 scales are calibrated on real frames")
+    if int8_target not in INT8_TARGETS:
+        raise ValueError(f"INT8 target must be one of {INT8_TARGETS}")
+    if precision == "int8" and int8_target == "cpu" and plugins != "none":
+        raise ExportError(f"--plugins {plugins} is for TensorRT: use --int8 --target tensorrt")
     path = Path(output) if output else default_output(name, precision, plugins)
     check_output(path)
-    meta = base_metadata(name)
+    tiled = not all_outputs and has_tiled_variant(name)
+    meta = base_metadata(name, tiled)
     if precision == "int8":  # read the calibration video early: a bad file fails before the slow work
         from stvsr.export.calibration import calibration_windows
 
         calibration = calibration_windows(calib, meta, windows=calib_windows)
     choice = resolve_weights(name, weights, random_weights)
     log(f"building {name} ({'random weights' if choice.random else choice.source})")
-    module = graph_module(name, choice.state)
+    module = graph_module(name, choice.state, tiled)
     meta.weights_source, meta.weights_sha256, meta.random_weights = choice.source, choice.sha256, choice.random
     meta.exporter, meta.precision, meta.plugins = f"stvsr {__version__}", precision, plugins
+    meta.int8_target = int8_target if precision == "int8" else ""
     log(f"tracing at {TRACE_SIZE[0]}x{TRACE_SIZE[1]} (opset {opset})")
     fp32 = export_graph(module, example_inputs(meta, *TRACE_SIZE, times=2), meta, opset)
     report = ExportReport(path, 0.0, 0)
@@ -95,20 +109,21 @@ def export_model(name: str, weights: str | None = None, random_weights: bool = F
         log("converting to FP16 (FP32 islands for grid/flow/warp arithmetic)")
         model = to_fp16(fp32)
     elif precision == "int8":
-        log(f"quantizing to INT8 on {len(calibration)} windows of {calib}")
-        model = to_int8(fp32, calibration)
+        log(f"quantizing to INT8 for {int8_target} on {len(calibration)} windows of {calib}")
+        model = to_int8(fp32, calibration, int8_target)
     if precision != "fp32":
         finalize(model, meta)
-        out, secs = run_ort(ort_session(model), check_inputs)
+        sess, fp32_sess = ort_session(model), ort_session(fp32)
+        out, secs = run_ort(sess, check_inputs)
         report.precision_check = compare(out, fp32_out, secs)
-        # Time both graphs once more, warm, for the speed ratio.
-        _, fp32_warm = run_ort(ort_session(fp32), check_inputs)
-        sess = ort_session(model)
-        run_ort(sess, check_inputs)
-        _, warm = run_ort(sess, check_inputs)
-        report.speed_ratio = fp32_warm / warm if warm > 0 else None
-        log(f"{precision.upper()} graph vs FP32 graph: {report.precision_check.line()}; "
-            f"speed vs FP32 on this CPU: x{report.speed_ratio:.2f}")
+        # Both graphs timed alike: warm-up, then the median of interleaved runs.
+        feed = {k: v.numpy() for k, v in check_inputs.items()}
+        t = time_interleaved({"fp32": lambda: fp32_sess.run(None, feed), precision: lambda: sess.run(None, feed)},
+                             SPEED_WARMUP, SPEED_REPEATS)
+        report.speed_ratio = t["fp32"].median / t[precision].median
+        log(f"{precision.upper()} graph vs FP32 graph: {report.precision_check.line()}; speed vs FP32 on ONNX "
+            f"Runtime CPU at {VERIFY_SIZE[1]}x{VERIFY_SIZE[0]} (median of {SPEED_REPEATS} after "
+            f"{SPEED_WARMUP} warm-up): x{report.speed_ratio:.2f}")
         if precision == "fp16" and report.precision_check.rel_l2 > FP16_TOLERANCE:
             raise ExportError(f"FP16 verification failed: relative error {report.precision_check.rel_l2:.3g} "
                               f"> {FP16_TOLERANCE}")

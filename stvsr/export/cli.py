@@ -27,6 +27,12 @@ def _fail(message: str) -> None:
 @click.option("--calib", type=click.Path(dir_okay=False), default=None, help="Video whose frames calibrate INT8.")
 @click.option("--calib-windows", type=click.IntRange(1, 64), default=4, show_default=True,
               help="Calibration windows read from --calib.")
+@click.option("--target", "int8_target", type=click.Choice(["cpu", "tensorrt"]), default=None,
+              help="INT8 only. cpu: uint8 activations, what ONNX Runtime's CPU kernels fuse (stvsr-run on a CPU); "
+                   "tensorrt: symmetric int8. Default: tensorrt with --profile or --plugins native|stvsr, else cpu.")
+@click.option("--all-outputs", is_flag=True,
+              help="Keep every fixed output. By default zsm drops its window's last output, the next window's "
+                   "first, so that windows at stride 3 compute no output twice.")
 @click.option("--opset", type=int, default=DEFAULT_OPSET, show_default=True, help="ONNX opset (19 or newer).")
 @click.option("--plugins", type=click.Choice(["none", "native", "stvsr"]), default="none", show_default=True,
               help="none: portable standard ONNX; native: the same graph, marked for TensorRT's built-in "
@@ -41,8 +47,8 @@ def _fail(message: str) -> None:
               help="Engine cache folder (plans, their .json metadata, the timing cache).")
 @click.option("--workspace", type=click.IntRange(64), default=4096, show_default=True, help="TensorRT workspace (MiB).")
 @click.option("-q", "--quiet", is_flag=True, help="Print only errors.")
-def main(name, weights, random_weights, fp16, int8, calib, calib_windows, opset, plugins, output, no_verify, profiles,
-         engine_dir, workspace, quiet):
+def main(name, weights, random_weights, fp16, int8, calib, calib_windows, int8_target, all_outputs, opset, plugins,
+         output, no_verify, profiles, engine_dir, workspace, quiet):
     """Export NAME to ONNX, verified against PyTorch on ONNX Runtime (CPU).
 
     \b
@@ -62,6 +68,12 @@ def main(name, weights, random_weights, fp16, int8, calib, calib_windows, opset,
     if calib and not int8:
         _fail("--calib is only used with --int8")
     precision = "fp16" if fp16 else "int8" if int8 else "fp32"
+    for_tensorrt = bool(profiles) or plugins != "none"
+    if int8_target and not int8:
+        _fail("--target is only used with --int8")
+    if int8_target == "cpu" and for_tensorrt:
+        _fail("--target cpu makes an ONNX Runtime graph; --profile and --plugins native|stvsr need --target tensorrt")
+    int8_target = int8_target or ("tensorrt" if for_tensorrt else "cpu")
     log = (lambda m: None) if quiet else (lambda m: click.echo(f"stvsr-export: {m}", err=True))
     parsed = []
     if profiles:
@@ -69,7 +81,7 @@ def main(name, weights, random_weights, fp16, int8, calib, calib_windows, opset,
         from stvsr.engines.profiles import ProfileError, parse_profile
         from stvsr.export.graphs import base_metadata
 
-        meta = base_metadata(name)
+        meta = base_metadata(name, not all_outputs)
         try:
             parsed = [parse_profile(p, meta.scale, meta.size_multiple) for p in profiles]
             require_tensorrt()  # fail before the export, not after
@@ -77,7 +89,7 @@ def main(name, weights, random_weights, fp16, int8, calib, calib_windows, opset,
             _fail(str(exc))
     try:
         report = export_model(name, weights, random_weights, precision, calib, opset, output, not no_verify,
-                              plugins, calib_windows, log)
+                              plugins, calib_windows, log, int8_target, all_outputs)
     except (ExportError, CheckpointError, VideoError, FileNotFoundError, ValueError) as exc:
         _fail(str(exc))
     except KeyboardInterrupt:

@@ -18,12 +18,16 @@ from stvsr.export.metadata import FRAMES_INPUT, TIMES_INPUT, ModelMetadata
 
 
 class ZSMGraph(nn.Module):
-    def __init__(self, net: nn.Module):
+    def __init__(self, net: nn.Module, skip_last: bool = False):
         super().__init__()
-        self.net = net
+        self.net, self.skip_last = net, skip_last
 
     def forward(self, frames: torch.Tensor) -> torch.Tensor:
-        return self.net(frames)
+        return self.net(frames, skip_last=self.skip_last)
+
+
+def _zsm_tiled(net: nn.Module) -> nn.Module:
+    return ZSMGraph(net, skip_last=True)
 
 
 class STVUNGraph(nn.Module):
@@ -79,10 +83,16 @@ class GraphSpec:
     time_gap: int | None = None
     flow_inputs: tuple[str, ...] = ()
     flow_pairs: tuple[tuple[int, int], ...] = ()
+    # Variant without the last fixed output, so that windows at a stride tile time with no output
+    # computed twice (the last output of one window is the first of the next); None: no such variant.
+    tiled_wrap: Callable[[nn.Module], nn.Module] | None = None
+
+    def positions(self, tiled: bool) -> tuple[float, ...]:
+        return self.output_positions[:-1] if tiled and self.tiled_wrap else self.output_positions
 
 
 SPECS: dict[str, GraphSpec] = {
-    "zsm": GraphSpec(ZSMGraph, 4, (0.0, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0), 4),
+    "zsm": GraphSpec(ZSMGraph, 4, (0.0, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0), 4, tiled_wrap=_zsm_tiled),
     "stvun": GraphSpec(STVUNGraph, 7, (3.0,), 16, time_gap=3),
     "fmu": GraphSpec(FMUGraph, 4, (1.0,), 4, time_gap=1),
     "starnet": GraphSpec(STARnetGraph, 2, (0.0, 0.5, 1.0), 32,
@@ -90,21 +100,28 @@ SPECS: dict[str, GraphSpec] = {
 }
 
 
-def graph_module(name: str, weights=None) -> nn.Module:
-    """Network ``name`` (official weights, a state dict or random) wrapped in the graph convention."""
+def graph_module(name: str, weights=None, tiled: bool = False) -> nn.Module:
+    """Network ``name`` (official weights, a state dict or random) wrapped in the graph convention;
+    ``tiled``: the variant without the last fixed output where the network has one (zsm)."""
     if name not in SPECS:
         raise ValueError(f"unknown model {name!r}; choose one of: {', '.join(models.NAMES)}")
-    return SPECS[name].wrap(models.create(name, weights)).eval()
+    spec = SPECS[name]
+    wrap = spec.tiled_wrap if tiled and spec.tiled_wrap else spec.wrap
+    return wrap(models.create(name, weights)).eval()
 
 
-def base_metadata(name: str) -> ModelMetadata:
-    """The metadata fields that follow from the network alone."""
+def has_tiled_variant(name: str) -> bool:
+    return SPECS[name].tiled_wrap is not None
+
+
+def base_metadata(name: str, tiled: bool = False) -> ModelMetadata:
+    """The metadata fields that follow from the network alone (``tiled``: see ``graph_module``)."""
     spec = SPECS[name]
     inputs = {"frames": FRAMES_INPUT}
     if spec.time_gap is not None:
         inputs["times"] = TIMES_INPUT
     return ModelMetadata(
-        model=name, window=spec.window, output_positions=list(spec.output_positions), scale=4,
+        model=name, window=spec.window, output_positions=list(spec.positions(tiled)), scale=4,
         size_multiple=spec.size_multiple, time_gap=spec.time_gap, flow_inputs=list(spec.flow_inputs),
         flow_pairs=[list(p) for p in spec.flow_pairs], inputs=inputs)
 

@@ -41,6 +41,7 @@ class ModelMetadata:
     flow_pairs: list[list[int]] = field(default_factory=list)  # per flow input: [from, to] frame indices
     flow_units: str = "pixels"              # flows are fed in LR pixels, (dx, dy) channel order
     precision: str = "fp32"                 # fp32 | fp16 | int8
+    int8_target: str = ""                   # int8 only: cpu (uint8 activations, ONNX Runtime) | tensorrt
     plugins: str = "none"                   # none (portable ONNX) | native | stvsr
     weights_source: str = ""                # official file name/path, or "random"
     weights_sha256: str = ""

@@ -6,9 +6,15 @@ TensorRT 11 takes precision from the graph itself, so the conversion happens her
   arithmetic stays FP32: every ``GridSample`` and the element-wise chain that builds its grid
   from a flow, the forward-splatting scatter (and its ``Floor``/``Exp`` weights), and the
   ``Resize`` scales. FP16 grids misplace samples by up to half a pixel at 1080p+.
-* INT8: explicit quantization, symmetric int8 ``QuantizeLinear``/``DequantizeLinear`` pairs
-  (ONNX Runtime's static quantizer in QDQ format) calibrated on frames of a real video; the
-  same FP32 islands are excluded from quantization.
+* INT8: explicit quantization, ``QuantizeLinear``/``DequantizeLinear`` pairs (ONNX Runtime's
+  static quantizer in QDQ format) calibrated on frames of a real video; the same FP32 islands
+  are excluded from quantization. Two targets (``INT8_TARGETS``):
+
+  - ``tensorrt``: symmetric int8 weights and activations (zero points 0), what TensorRT takes.
+  - ``cpu``: uint8 activations with zero points (asymmetric), symmetric int8 weights per channel.
+    ONNX Runtime's CPU provider fuses a Q/DQ Conv into one integer kernel only for uint8
+    activations in this form; with int8 activations it keeps every Conv whose input also feeds
+    another node in FP32 (on zsm, 165 of 568 Convs).
 """
 from __future__ import annotations
 
@@ -159,8 +165,23 @@ class _FrameReader:
         return next(self._it, None)
 
 
-def to_int8(model: onnx.ModelProto, calibration: Iterable[dict[str, np.ndarray]]) -> onnx.ModelProto:
-    """Explicitly quantized copy: symmetric int8 Q/DQ on weights and activations, FP32 islands excluded."""
+INT8_TARGETS = ("cpu", "tensorrt")
+
+
+def tensorrt_refusal(meta) -> str | None:
+    """Why TensorRT must not build a graph with metadata ``meta``, or None."""
+    if meta.precision == "int8" and meta.int8_target == "cpu":
+        return ("an INT8 graph exported for the CPU (uint8 activations for ONNX Runtime); TensorRT needs "
+                "symmetric int8: export it with --int8 --target tensorrt")
+    return None
+
+
+def to_int8(model: onnx.ModelProto, calibration: Iterable[dict[str, np.ndarray]],
+            target: str = "tensorrt") -> onnx.ModelProto:
+    """Explicitly quantized copy for ``target`` (see the module docstring), FP32 islands excluded."""
+    if target not in INT8_TARGETS:
+        raise ValueError(f"INT8 target must be one of {INT8_TARGETS}, not {target!r}")
+    cpu = target == "cpu"
     import logging
     import os
     import tempfile
@@ -179,10 +200,10 @@ def to_int8(model: onnx.ModelProto, calibration: Iterable[dict[str, np.ndarray]]
             onnx.save_model(model, src)
             quantize_static(
                 src, dst, _FrameReader(calibration), quant_format=QuantFormat.QDQ,
-                activation_type=QuantType.QInt8, weight_type=QuantType.QInt8, per_channel=True,
-                nodes_to_exclude=exclude, calibrate_method=CalibrationMethod.MinMax,
+                activation_type=QuantType.QUInt8 if cpu else QuantType.QInt8, weight_type=QuantType.QInt8,
+                per_channel=True, nodes_to_exclude=exclude, calibrate_method=CalibrationMethod.MinMax,
                 op_types_to_quantize=["Conv", "ConvTranspose", "MatMul", "Gemm"],
-                extra_options={"ActivationSymmetric": True, "WeightSymmetric": True},
+                extra_options={"ActivationSymmetric": not cpu, "WeightSymmetric": True},
             )
             return onnx.load(dst)
     finally:

@@ -177,6 +177,8 @@ class ZoomingSlowMo(Pyramid):
 
     ``forward(x)``: x ``[B, N, 3, H, W]`` RGB in [0, 1], N >= 2, H and W multiples of 4 ->
     ``[B, 2N-1, 3, 4H, 4W]``: the N inputs super-resolved with the N-1 midpoints between them.
+    ``forward(x, skip_last=True)`` reconstructs only the first 2N-2 of them (the last frame's
+    features still feed the ConvLSTM, so those outputs are unchanged).
     """
 
     def __init__(self, nf: int = 64, groups: int = 8, front_RBs: int = 5, back_RBs: int = 40):
@@ -205,7 +207,7 @@ class ZoomingSlowMo(Pyramid):
             raise ValueError(f"zsm: height and width must be multiples of {SIZE_MULTIPLE}, "
                              f"got {x.shape[3]}x{x.shape[4]} (pad the frames first)")
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, skip_last: bool = False) -> torch.Tensor:
         self.check_input(x)
         b, n, c, h, w = x.shape
         l1 = self.feature_extraction(_lrelu(self.conv_first(x.reshape(b * n, c, h, w))))
@@ -218,6 +220,8 @@ class ZoomingSlowMo(Pyramid):
         seq = torch.stack([frames[:, :-1], mids], dim=2).reshape(b, 2 * (n - 1), -1, h, w)
         seq = torch.cat([seq, frames[:, -1:]], dim=1)
         feats = self.ConvBLSTM(seq)
+        if skip_last:
+            feats = feats[:, :-1]
         t = feats.shape[1]
         out = self.recon_trunk(feats.reshape(b * t, -1, h, w))
         out = _lrelu(self.pixel_shuffle(self.upconv1(out)))

@@ -43,11 +43,19 @@ def output_times(meta: ModelMetadata, factor: int) -> tuple[list[Fraction], list
 
 
 def window_stride(meta: ModelMetadata, dense: bool = False) -> int:
-    """Starts of consecutive windows differ by this many frames: the span of the fixed outputs
-    (zsm: 3, every output used once) unless ``dense`` (every start: more context, more compute)."""
+    """Starts of consecutive windows differ by this many frames unless ``dense`` (every start: more
+    context, more compute). When the fixed outputs plus one output step span a whole number of
+    frames, windows at that stride tile time and no output is computed twice (zsm exported without
+    its last output: 0..2.5, stride 3); otherwise the span of the outputs, and consecutive windows
+    share their boundary output (zsm with all 7 outputs 0..3: stride 3, one of 7 computed twice)."""
     if dense or meta.takes_times:
         return 1
-    return max(1, int(max(meta.output_positions) - min(meta.output_positions)))
+    pos = sorted({Fraction(p).limit_denominator(64) for p in meta.output_positions})
+    span = pos[-1] - pos[0]
+    step = min([b - a for a, b in zip(pos, pos[1:])] or [Fraction(1)])
+    if (span + step).denominator == 1:
+        return max(1, int(span + step))
+    return max(1, int(span))
 
 
 def plan(meta: ModelMetadata, n_frames: int, factor: int | None = None, dense: bool = False,
