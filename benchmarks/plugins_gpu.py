@@ -4,6 +4,7 @@
     python benchmarks/plugins_gpu.py                  # 540p and 1080p features, FP32 and FP16
     python benchmarks/plugins_gpu.py --check-only     # small sizes, correctness only (exit 1 on mismatch)
     python benchmarks/plugins_gpu.py --out results.json --sizes 540p --dtypes fp16
+    python benchmarks/plugins_gpu.py --require-tensorrt   # TensorRT missing or failing = exit 1
 
 Needs a CUDA GPU, torch with CUDA and triton; the TensorRT rows also need ``tensorrt`` (>= 10.9,
 for AOT plugins). Without a GPU it prints why and exits with status 2.
@@ -197,9 +198,12 @@ def peak_extra_mib(fn) -> float:
 class TrtEngine:
     """Engine built from an ONNX model with one profile fixed at the feed shapes."""
 
-    def __init__(self, model, feeds: dict):
+    def __init__(self, model, feeds: dict, precision: str):
         import tensorrt as trt
         import torch
+
+        from stvsr.engines.builder import configure_builder
+        from stvsr.engines.cache import BuildSettings
 
         self.trt, self.torch = trt, torch
         logger = trt.Logger(trt.Logger.WARNING)
@@ -213,6 +217,7 @@ class TrtEngine:
             errs = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
             raise RuntimeError(f"ONNX parse failed: {errs}")
         config = builder.create_builder_config()
+        configure_builder(trt, config, BuildSettings(precision, "stvsr", workspace_mb=2048), b"")  # FP32: no TF32
         profile = builder.create_optimization_profile()
         for name, t in feeds.items():
             profile.set_shape(name, t.shape, t.shape, t.shape)
@@ -229,7 +234,8 @@ class TrtEngine:
         for i in range(self.engine.num_io_tensors):
             name = self.engine.get_tensor_name(i)
             if self.engine.get_tensor_mode(name) == trt.TensorIOMode.INPUT:
-                self.context.set_input_shape(name, tuple(feeds[name].shape))
+                if not self.context.set_input_shape(name, tuple(feeds[name].shape)):
+                    raise RuntimeError(f"TensorRT refused input {name} of shape {tuple(feeds[name].shape)}")
         for i in range(self.engine.num_io_tensors):
             name = self.engine.get_tensor_name(i)
             if self.engine.get_tensor_mode(name) == trt.TensorIOMode.OUTPUT:
@@ -237,7 +243,8 @@ class TrtEngine:
                 dtype = {trt.float32: torch.float32, trt.float16: torch.float16}[self.engine.get_tensor_dtype(name)]
                 self.outputs[name] = torch.empty(shape, dtype=dtype, device="cuda")
         for name, t in {**feeds, **self.outputs}.items():
-            self.context.set_tensor_address(name, t.data_ptr())
+            if not self.context.set_tensor_address(name, t.data_ptr()):
+                raise RuntimeError(f"TensorRT refused the address of tensor {name}")
 
     @property
     def device_memory_mib(self) -> float:
@@ -308,7 +315,7 @@ def run_case(size: str, dtype_name: str, iters: int, trt_reason: str | None) -> 
     plugin, _ = onnx_nodes.rewrite_to_plugins(portable, aot=True)
     for impl, model in (("trt-native", portable), ("trt-stvsr", plugin)):
         try:
-            eng = TrtEngine(model, dcn_feeds)
+            eng = TrtEngine(model, dcn_feeds, dtype_name)
             add("deform_conv2d", impl, eng, ref_dcn,
                 {"engine_device_mib": eng.device_memory_mib, "engine_mib": eng.engine_bytes / 2**20})
         except Exception as e:  # noqa: BLE001
@@ -319,7 +326,7 @@ def run_case(size: str, dtype_name: str, iters: int, trt_reason: str | None) -> 
     for impl, model in (("trt-native", warp_onnx_native(dtype_name, h, w)),
                         ("trt-stvsr", warp_onnx_plugin(dtype_name, h, w))):
         try:
-            eng = TrtEngine(model, warp_feeds)
+            eng = TrtEngine(model, warp_feeds, dtype_name)
             add("backward_warp", impl, eng, ref_warp,
                 {"engine_device_mib": eng.device_memory_mib, "engine_mib": eng.engine_bytes / 2**20})
         except Exception as e:  # noqa: BLE001
@@ -340,6 +347,8 @@ def main(argv=None) -> int:
     ap.add_argument("--iters", type=int, default=50)
     ap.add_argument("--out", type=Path, help="write all rows as JSON here")
     ap.add_argument("--check-only", action="store_true", help="small size, correctness only")
+    ap.add_argument("--require-tensorrt", action="store_true",
+                    help="fail (exit 1) when TensorRT is missing or any TensorRT row fails, instead of skipping")
     args = ap.parse_args(argv)
     _need_gpu()
     import torch
@@ -347,6 +356,9 @@ def main(argv=None) -> int:
     trt_reason = _have_tensorrt()
     if trt_reason:
         print(f"plugins_gpu: TensorRT rows skipped: {trt_reason}", file=sys.stderr)
+        if args.require_tensorrt:
+            print("plugins_gpu: --require-tensorrt: failing", file=sys.stderr)
+            return 1
     sizes = ["check"] if args.check_only else args.sizes.split(",")
     iters = 3 if args.check_only else args.iters
     print(f"device: {torch.cuda.get_device_name()}  torch {torch.__version__}", flush=True)
@@ -361,7 +373,7 @@ def main(argv=None) -> int:
     for r in rows:
         if "skipped" in r or "error" in r:
             print(f"{r['op']:14} {r['impl']:11} {r['size']:6} {r['dtype']:5} {r.get('skipped') or r.get('error')}")
-            if "error" in r and r["impl"] in ("triton", "trt-stvsr"):
+            if "error" in r and (r["impl"] in ("triton", "trt-stvsr") or args.require_tensorrt):
                 bad.append(r)
             continue
         extra = r["peak_extra_mib"] if r["peak_extra_mib"] is not None else float("nan")

@@ -41,6 +41,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--flavours", default="native,stvsr")
     ap.add_argument("--work", default="gpu_validation")
     ap.add_argument("--repeats", type=int, default=10)
+    ap.add_argument("--opt-level", type=int, default=3, choices=range(6),
+                    help="TensorRT builder optimization level (0 builds fastest; latency then less tuned)")
     args = ap.parse_args(argv)
     try:
         import tensorrt  # noqa: F401
@@ -99,7 +101,8 @@ def main(argv: list[str] | None = None) -> int:
                         model, _ = apply_flavour(onnx.load(str(onnx_path)), "stvsr")
                         onnx.save(model, str(plugin_onnx))
                     t0 = time.perf_counter()
-                    plan = build_engines(str(plugin_onnx), [profile], BuildSettings(precision, flavour), work / "engines")[0]
+                    settings = BuildSettings(precision, flavour, opt_level=args.opt_level)
+                    plan = build_engines(str(plugin_onnx), [profile], settings, work / "engines")[0]
                     build_s = time.perf_counter() - t0
                     feed = {k: v.numpy() for k, v in inputs.items()}
                     with open_backend(str(plan)) as backend:
@@ -130,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
                     failures.append((label, f"{type(exc).__name__}: {exc}"))
                     traceback.print_exc()
     lines = [f"# stvsr GPU validation", "", f"TensorRT {machine.tensorrt}, {machine.gpu} (sm_{machine.compute_capability}), "
-             f"LR {w}x{h}, video {video}", "",
+             f"LR {w}x{h}, builder optimization level {args.opt_level}, video {video}", "",
              "| network precision flavour | official weights | PSNR vs ORT same graph (dB) | PSNR vs ORT FP32 (dB) "
              "| rel. L2 | ms/window (sync) | ms/window (2 in flight) | GPU ms (CUDA events) | build s | ORT CPU ms |",
              "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
