@@ -27,7 +27,8 @@ def _export(work: Path, name: str, precision: str, official: bool, video: str) -
     path = work / f"{name}-{precision}.onnx"
     if not path.exists():
         export_model(name, random_weights=not official, precision=precision,
-                     calib=video if precision == "int8" else None, output=path, log=print)
+                     calib=video if precision == "int8" else None, output=path, log=print,
+                     int8_target="tensorrt")   # symmetric int8, what TensorRT builds
     return path
 
 
