@@ -72,22 +72,16 @@ def main(model, input, output, overwrite, factor, backend, providers, threads, t
     """
     import signal
 
-    from stvsr.export.metadata import MetadataError
-    from stvsr.outfile import SafeOutput
-    from stvsr.runtime.backends import BackendError, open_backend
-    from stvsr.runtime.pipeline import RunOptions, upscale_video
-    from stvsr.runtime.windows import PlanError
-    from stvsr.video import VideoError
+    received: list[int] = []
 
-    def _terminate(signum, frame):  # SIGTERM cleans up like Ctrl-C: no partial output is left behind
-        raise Terminated
+    def _on_signal(signum, frame):  # SIGTERM cleans up like Ctrl-C: no partial output is left behind
+        received.append(signum)
+        raise Terminated if signum == signal.SIGTERM else KeyboardInterrupt
 
-    previous_term = signal.signal(signal.SIGTERM, _terminate)
-    output = output or default_output(input)
-    opts = RunOptions(factor=factor, tile=tile, tile_overlap=tile_overlap, codec=codec, crf=crf, preset=preset,
-                      pix_fmt=pix_fmt, flow=flow, dense=dense_windows, max_frames=max_frames, copy_streams=not no_audio)
+    previous = {sig: signal.signal(sig, _on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     bar = None
     out = None
+    output = output or default_output(input)
     status = (lambda message: None) if quiet else _say
 
     def progress_factory(windows: int):
@@ -100,7 +94,14 @@ def main(model, input, output, overwrite, factor, backend, providers, threads, t
         bar = tqdm(total=windows, unit="window", desc="stvsr-run", dynamic_ncols=True, file=sys.stderr, smoothing=0)
         return bar.update
 
-    try:
+    try:  # everything from here on, imports included, ends in one line and a documented exit code
+        from stvsr.outfile import SafeOutput
+        from stvsr.runtime.backends import open_backend
+        from stvsr.runtime.pipeline import RunOptions, upscale_video
+
+        opts = RunOptions(factor=factor, tile=tile, tile_overlap=tile_overlap, codec=codec, crf=crf, preset=preset,
+                          pix_fmt=pix_fmt, flow=flow, dense=dense_windows, max_frames=max_frames,
+                          copy_streams=not no_audio)
         out = SafeOutput(output, [input, model], overwrite)  # refused before the model loads
         status(f"loading model {model}")
         with open_backend(model, backend, [p for p in providers.split(",") if p], threads) as runner:
@@ -112,20 +113,22 @@ def main(model, input, output, overwrite, factor, backend, providers, threads, t
                        f"({report.input_frames} in, factor {report.factor}), {report.size_out[0]}x{report.size_out[1]} "
                        f"at {float(report.fps_out):.3f} fps in {report.seconds:.1f} s "
                        f"({report.output_frames / report.seconds:.2f} frames/s)", err=True)
-    except KeyboardInterrupt as exc:
-        code = EXIT_SIGTERM if isinstance(exc, Terminated) else EXIT_SIGINT
-        what = "terminated" if code == EXIT_SIGTERM else "interrupted"
-        if out is not None and out.committed:
-            _fail(f"{what} after {output} was completely written", code)
-        _fail(f"{what}; no output written", code)
-    except (BackendError, MetadataError, PlanError, VideoError, RuntimeError, ValueError, OSError) as exc:
-        _fail(" ".join(str(exc).split()) or type(exc).__name__)
-    except Exception as exc:  # never a traceback: one line naming the unexpected error
-        _fail(f"unexpected {type(exc).__name__}: {' '.join(str(exc).split())[:300]}")
+    except (KeyboardInterrupt, Exception) as exc:
+        # A signal can also surface as another exception (e.g. ImportError from a C extension's init).
+        if received or isinstance(exc, KeyboardInterrupt):
+            term = (received[0] == signal.SIGTERM) if received else isinstance(exc, Terminated)
+            code, what = (EXIT_SIGTERM, "terminated") if term else (EXIT_SIGINT, "interrupted")
+            if out is not None and out.committed:
+                _fail(f"{what} after {output} was completely written", code)
+            _fail(f"{what}; no output written", code)
+        if isinstance(exc, (RuntimeError, ValueError, OSError)):  # BackendError, MetadataError, VideoError, ...
+            _fail(" ".join(str(exc).split()) or type(exc).__name__)
+        _fail(f"unexpected {type(exc).__name__}: {' '.join(str(exc).split())[:300]}")  # never a traceback
     finally:
         if bar is not None:
             bar.close()
-        signal.signal(signal.SIGTERM, previous_term if previous_term is not None else signal.SIG_DFL)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
 
 
 if __name__ == "__main__":
