@@ -1,16 +1,41 @@
 """``stvsr-bench``: parameters, GFLOPs, latency, efficiency and fidelity of every network and backend."""
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
 import click
 
+from stvsr import __version__
 from stvsr.models import NAMES
 
 QUICK_SIZE = (16, 16)
 QUICK_BACKENDS = "pytorch,ort-fp32"
 FULL_BACKENDS = "pytorch,ort-fp32,ort-fp16,ort-int8,trt-fp16,trt-int8"
+RESULT_FILES = ("results.md", "results.json", "latency.png")
+
+
+class OutDirError(ValueError):
+    """An output folder stvsr-bench must not write into."""
+
+
+def default_out(mode: str) -> Path:
+    """``stvsr-bench-<mode>`` in the current folder (never the committed ``benchmarks/results``)."""
+    return Path(f"stvsr-bench-{mode}")
+
+
+def check_out_dir(out: Path, overwrite: bool) -> None:
+    """Refuse a folder that already holds results (unless ``overwrite``), a file, or an unwritable place."""
+    if out.exists() and not out.is_dir():
+        raise OutDirError(f"{out} is not a folder")
+    held = [name for name in RESULT_FILES if (out / name).exists()]
+    if held and not overwrite:
+        raise OutDirError(f"{out} already holds results ({', '.join(held)}); pass --overwrite (-y) to "
+                               "replace them, or choose another --out")
+    parent = out if out.is_dir() else next((p for p in out.absolute().parents if p.exists()), None)
+    if parent is None or not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+        raise OutDirError(f"cannot write results into {out}: {parent} is not a writable folder")
 
 
 def _size(text: str | None) -> tuple[int, int] | None:
@@ -34,6 +59,7 @@ def _names(text: str, allowed: tuple[str, ...], what: str) -> list[str]:
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "--version", prog_name="stvsr-bench", message="%(prog)s %(version)s")
 @click.option("--quick", is_flag=True, help="CI smoke mode: 16x16 LR, 1 repeat, PyTorch and ORT FP32.")
 @click.option("--models", "models_", default=",".join(NAMES), show_default=True, help="Comma-separated networks.")
 @click.option("--backends", default=None, help=f"Comma-separated; default full: {FULL_BACKENDS}.")
@@ -45,14 +71,22 @@ def _names(text: str, allowed: tuple[str, ...], what: str) -> list[str]:
               help="Interpolated frames per window for stvun/fmu.")
 @click.option("--no-comparisons", is_flag=True, help="Skip the one-stage/two-stage timing.")
 @click.option("--video", default=None, help="Real footage for PSNR and INT8 calibration (default: bikes clip).")
-@click.option("--out", "out_dir", default=None, type=click.Path(file_okay=False),
-              help="Output folder (default benchmarks/results/<mode>).")
-def main(quick, models_, backends, repeats, warmup, threads, size, times, no_comparisons, video, out_dir):
+@click.option("-o", "--out", "out_dir", default=None, type=click.Path(file_okay=False),
+              help="Output folder (default ./stvsr-bench-<mode>). To refresh the committed results: "
+                   "-o benchmarks/results/<mode> --overwrite.")
+@click.option("-y", "--overwrite", is_flag=True, help="Replace results already in the output folder (refused otherwise).")
+def main(quick, models_, backends, repeats, warmup, threads, size, times, no_comparisons, video, out_dir, overwrite):
     """Benchmark the STVSR networks and write results.md, results.json and latency.png."""
     from stvsr.bench.report import write_all
     from stvsr.bench.runner import BACKENDS, Config, default_video, run
 
     mode = "quick" if quick else "full"
+    out = Path(out_dir) if out_dir else default_out(mode)
+    try:
+        check_out_dir(out, overwrite)  # before minutes of benchmarking, not after
+    except OutDirError as exc:
+        click.echo(f"stvsr-bench: error: {exc}", err=True)
+        sys.exit(1)
     cfg = Config(
         mode=mode, models=_names(models_, NAMES, "model"),
         backends=_names(backends or (QUICK_BACKENDS if quick else FULL_BACKENDS), BACKENDS, "backend"),
@@ -62,7 +96,6 @@ def main(quick, models_, backends, repeats, warmup, threads, size, times, no_com
     if video and not Path(video).is_file():
         raise click.BadParameter(f"video not found: {video}")
     result = run(cfg)
-    out = Path(out_dir or Path("benchmarks") / "results" / mode)
     for path in write_all(result, out):
         click.echo(str(path))
     return 0

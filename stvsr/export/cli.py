@@ -5,8 +5,8 @@ import sys
 
 import click
 
-from stvsr import models
-from stvsr.export.onnx_export import DEFAULT_OPSET
+from stvsr import __version__, models
+from stvsr.export.onnx_export import DEFAULT_OPSET, MIN_OPSET
 from stvsr.export.weights import CACHE_ENV
 
 
@@ -15,7 +15,18 @@ def _fail(message: str) -> None:
     sys.exit(1)
 
 
+def _max_opset() -> int:
+    """The newest opset torch's ONNX exporter (TorchScript-based, which stvsr uses) can write."""
+    try:
+        from torch.onnx._constants import ONNX_TORCHSCRIPT_EXPORTER_MAX_OPSET
+
+        return max(MIN_OPSET, int(ONNX_TORCHSCRIPT_EXPORTER_MAX_OPSET))
+    except Exception:  # a private constant: assume the opset torch 2.13 supports
+        return 20
+
+
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "--version", prog_name="stvsr-export", message="%(prog)s %(version)s")
 @click.option("--model", "name", required=True, type=click.Choice(models.NAMES), help="Network to export.")
 @click.option("--weights", type=click.Path(dir_okay=False), default=None,
               help=f"Official checkpoint file. Default: the official file name in ${CACHE_ENV}/weights "
@@ -26,20 +37,25 @@ def _fail(message: str) -> None:
 @click.option("--int8", is_flag=True, help="INT8 graph with explicit Q/DQ nodes; needs --calib.")
 @click.option("--calib", type=click.Path(dir_okay=False), default=None, help="Video whose frames calibrate INT8.")
 @click.option("--calib-windows", type=click.IntRange(1, 64), default=4, show_default=True,
-              help="Calibration windows read from --calib.")
+              help="Calibration windows read from --calib (with --int8).")
 @click.option("--target", "int8_target", type=click.Choice(["cpu", "tensorrt"]), default=None,
               help="INT8 only. cpu: uint8 activations, what ONNX Runtime's CPU kernels fuse (stvsr-run on a CPU); "
                    "tensorrt: symmetric int8. Default: tensorrt with --profile or --plugins native|stvsr, else cpu.")
 @click.option("--all-outputs", is_flag=True,
               help="Keep every fixed output. By default zsm drops its window's last output, the next window's "
                    "first, so that windows at stride 3 compute no output twice.")
-@click.option("--opset", type=int, default=DEFAULT_OPSET, show_default=True, help="ONNX opset (19 or newer).")
+@click.option("--opset", type=click.IntRange(MIN_OPSET, _max_opset()), default=DEFAULT_OPSET, show_default=True,
+              help=f"ONNX opset, {MIN_OPSET} to {_max_opset()} (DeformConv needs {MIN_OPSET}; torch's exporter "
+                   f"writes up to {_max_opset()}).")
 @click.option("--plugins", type=click.Choice(["none", "native", "stvsr"]), default="none", show_default=True,
-              help="none: portable standard ONNX; native: the same graph, marked for TensorRT's built-in "
-                   "DeformConv/GridSample; stvsr: our Triton TensorRT plugin nodes (TensorRT only).")
+              help="none: portable standard ONNX; native: the same graph, recorded in the metadata as meant for "
+                   "TensorRT's built-in DeformConv/GridSample; stvsr: our Triton TensorRT plugin nodes (TensorRT only).")
 @click.option("-o", "--output", type=click.Path(), default=None,
-              help="Output file. Default: <model>[-fp16|-int8][-plugins].onnx in the current folder.")
-@click.option("--no-verify", is_flag=True, help="Skip the ONNX Runtime vs PyTorch check.")
+              help="Output file. Default: <model>[-fp16|-int8][-native|-stvsr].onnx in the current folder. "
+                   "Written to a temporary name and renamed when complete.")
+@click.option("-y", "--overwrite", is_flag=True, help="Replace the output file if it exists (refused otherwise).")
+@click.option("--no-verify", is_flag=True, help="Skip the FP32 graph vs PyTorch check (FP16/INT8 graphs are still "
+                                                "compared with the FP32 graph).")
 @click.option("--profile", "profiles", multiple=True,
               help="Also build a TensorRT engine for this resolution (repeatable): a preset naming the output "
                    "(360p, 540p, 720p, 1080p, 1440p, 4k) or LR input sizes WxH / WxH:WxH:WxH (min:opt:max).")
@@ -48,8 +64,8 @@ def _fail(message: str) -> None:
 @click.option("--workspace", type=click.IntRange(64), default=4096, show_default=True, help="TensorRT workspace (MiB).")
 @click.option("-q", "--quiet", is_flag=True, help="Print only errors.")
 def main(name, weights, random_weights, fp16, int8, calib, calib_windows, int8_target, all_outputs, opset, plugins,
-         output, no_verify, profiles, engine_dir, workspace, quiet):
-    """Export NAME to ONNX, verified against PyTorch on ONNX Runtime (CPU).
+         output, overwrite, no_verify, profiles, engine_dir, workspace, quiet):
+    """Export the network named by --model to ONNX, verified against PyTorch on ONNX Runtime (CPU).
 
     \b
     Examples:
@@ -87,6 +103,13 @@ def main(name, weights, random_weights, fp16, int8, calib, calib_windows, int8_t
             require_tensorrt()  # fail before the export, not after
         except (ProfileError, RuntimeError) as exc:
             _fail(str(exc))
+    from stvsr.export.api import default_output
+    from stvsr.outfile import OutputError, check_output
+
+    try:  # refused before minutes of export: an existing file (without -y), a folder, an input
+        check_output(output or default_output(name, precision, plugins), [weights, calib], overwrite)
+    except OutputError as exc:
+        _fail(str(exc))
     try:
         report = export_model(name, weights, random_weights, precision, calib, opset, output, not no_verify,
                               plugins, calib_windows, log, int8_target, all_outputs)
@@ -102,8 +125,9 @@ def main(name, weights, random_weights, fp16, int8, calib, calib_windows, int8_t
             plans = build_engines(str(report.path), parsed, BuildSettings(precision, plugins, workspace), engine_dir, log)
         except Exception as exc:  # TensorRT and CUDA errors come in many types
             _fail(f"engine build failed: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}")
-        for plan in plans:
-            click.echo(str(plan))
+        if not quiet:
+            for plan in plans:
+                click.echo(str(plan))
     if not quiet:
         click.echo(str(report.path))
 
