@@ -18,6 +18,7 @@ types and shapes, the autotune format combinations, ``get_launch_params`` and ``
 """
 from __future__ import annotations
 
+import contextlib
 import enum
 import importlib.util
 import sys
@@ -239,25 +240,31 @@ class NativeDouble(types.ModuleType):
                 DataType.UINT8: np.uint8}[dt]
 
 
-def load_real_plugin_package(monkeypatch) -> tuple[NativeDouble, types.ModuleType]:
+@contextlib.contextmanager
+def real_plugin_package():
     """Put ``NativeDouble`` at ``tensorrt`` and the wheel's real plugin sources at ``tensorrt.plugin``
-    (restored by ``monkeypatch``). Returns (native double, the real ``tensorrt.plugin``)."""
+    for the duration of the block; yields (native double, the real ``tensorrt.plugin``). Every
+    ``tensorrt*`` module in ``sys.modules`` is restored afterwards."""
     src = plugin_sources_dir()
     if src is None:
         raise RuntimeError("tensorrt-cu13-bindings is not installed")
-    native = NativeDouble()
-    monkeypatch.setitem(sys.modules, "tensorrt", native)
-    for name in [m for m in sys.modules if m.startswith("tensorrt.plugin")]:
-        monkeypatch.delitem(sys.modules, name)
-    spec = importlib.util.spec_from_file_location("tensorrt.plugin", src / "__init__.py",
-                                                  submodule_search_locations=[str(src)])
-    module = importlib.util.module_from_spec(spec)
-    monkeypatch.setitem(sys.modules, "tensorrt.plugin", module)
-    spec.loader.exec_module(module)
-    for name in [m for m in sys.modules if m.startswith("tensorrt.plugin.")]:
-        monkeypatch.setitem(sys.modules, name, sys.modules[name])   # removed again on undo
-    native.plugin = module
-    return native, module
+    saved = {k: v for k, v in sys.modules.items() if k == "tensorrt" or k.startswith("tensorrt.")}
+    for k in saved:
+        del sys.modules[k]
+    try:
+        native = NativeDouble()
+        sys.modules["tensorrt"] = native
+        spec = importlib.util.spec_from_file_location("tensorrt.plugin", src / "__init__.py",
+                                                      submodule_search_locations=[str(src)])
+        module = importlib.util.module_from_spec(spec)
+        sys.modules["tensorrt.plugin"] = module
+        spec.loader.exec_module(module)
+        native.plugin = module
+        yield native, module
+    finally:
+        for k in [k for k in sys.modules if k == "tensorrt" or k.startswith("tensorrt.")]:
+            del sys.modules[k]
+        sys.modules.update(saved)
 
 
 @dataclass

@@ -20,7 +20,7 @@ import pytest
 pytest.importorskip("triton", reason="triton is needed to compile the plugin kernels")
 
 from stvsr.plugins import aot, configs, onnx_nodes  # noqa: E402
-from tests.tensorrt_native_double import build_aot_node, load_real_plugin_package, plugin_sources_dir  # noqa: E402
+from tests.tensorrt_native_double import build_aot_node, plugin_sources_dir, real_plugin_package  # noqa: E402
 
 ARCH = 86
 pytestmark = pytest.mark.skipif(plugin_sources_dir() is None,
@@ -31,8 +31,7 @@ pytestmark = pytest.mark.skipif(plugin_sources_dir() is None,
 @pytest.fixture(scope="module")
 def real_trtp():
     """(native double, real tensorrt.plugin, stvsr.plugins.trt registered through it)."""
-    with pytest.MonkeyPatch.context() as mp:
-        native, trtp = load_real_plugin_package(mp)
+    with real_plugin_package() as (native, trtp), pytest.MonkeyPatch.context() as mp:
         mp.delitem(sys.modules, "stvsr.plugins.trt", raising=False)
         module = importlib.import_module("stvsr.plugins.trt")
         module.real_current_arch = module._current_arch
