@@ -250,10 +250,15 @@ def test_signal_right_after_the_temporary_file_is_created(models, footage, tmp_p
             signal.raise_signal(signal.SIGINT)
         return fd
 
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)  # a real Ctrl-C, whatever the runner set
     monkeypatch.setattr(os, "open", open_then_interrupt)
-    with open_backend(models["times"]) as backend:
-        with pytest.raises(KeyboardInterrupt):
-            upscale_video(backend, footage["short"], str(out_dir / "o.mp4"), RunOptions(preset="ultrafast"))
+    try:
+        with open_backend(models["times"]) as backend:
+            with pytest.raises(KeyboardInterrupt):
+                upscale_video(backend, footage["short"], str(out_dir / "o.mp4"), RunOptions(preset="ultrafast"))
+    finally:
+        monkeypatch.undo()
+        signal.signal(signal.SIGINT, previous)
     assert fired and _files(out_dir) == []
 
 
