@@ -98,11 +98,13 @@ def main(model, input, output, overwrite, factor, backend, providers, threads, t
         from stvsr.outfile import SafeOutput
         from stvsr.runtime.backends import open_backend
         from stvsr.runtime.pipeline import RunOptions, upscale_video
+        from stvsr.runtime.video_io import check_encoder
 
         opts = RunOptions(factor=factor, tile=tile, tile_overlap=tile_overlap, codec=codec, crf=crf, preset=preset,
                           pix_fmt=pix_fmt, flow=flow, dense=dense_windows, max_frames=max_frames,
                           copy_streams=not no_audio)
         out = SafeOutput(output, [input, model], overwrite)  # refused before the model loads
+        check_encoder(codec, pix_fmt, preset)                # so are unknown encoder settings
         status(f"loading model {model}")
         with open_backend(model, backend, [p for p in providers.split(",") if p], threads) as runner:
             report = upscale_video(runner, input, out, opts, progress_factory, status=status)

@@ -16,6 +16,7 @@ from stvsr.video import VideoError, open_video
 COLOUR_FIELDS = ("color_range", "colorspace", "color_primaries", "color_trc")
 X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow",
                 "placebo")  # libx264 and libx265 know the same names
+HARDWARE_ENCODERS = ("nvenc", "qsv", "vaapi", "amf", "videotoolbox", "v4l2m2m", "mediacodec")
 
 
 @dataclass
@@ -120,8 +121,10 @@ class VideoWriter:
         except BaseException as exc:
             self.close()
             if isinstance(exc, Exception) and not isinstance(exc, VideoError):
+                hint = "; a hardware encoder needs its device and driver" if any(
+                    tag in codec for tag in HARDWARE_ENCODERS) else ""
                 raise VideoError(f"cannot encode {codec} ({pix_fmt}, {width}x{height}) into {self.name}: "
-                                 f"{_reason(exc)}") from None
+                                 f"{_reason(exc)}{hint}") from None
             raise
 
     def _open(self, av, fmt, codec, fps, options, width, height, pix_fmt, timestamps, copy_streams) -> None:
