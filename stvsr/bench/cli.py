@@ -70,17 +70,20 @@ def _names(text: str, allowed: tuple[str, ...], what: str) -> list[str]:
 @click.option("--times", type=click.IntRange(1), default=1, show_default=True,
               help="Interpolated frames per window for stvun/fmu.")
 @click.option("--no-comparisons", is_flag=True, help="Skip the one-stage/two-stage timing.")
+@click.option("--speed", is_flag=True, help="Speed changes against today's graphs, one ratio per change measured "
+                                            "in one run (fmu, zsm, DeformConv; ORT CPU, 1 thread unless --threads).")
 @click.option("--video", default=None, help="Real footage for PSNR and INT8 calibration (default: bikes clip).")
 @click.option("-o", "--out", "out_dir", default=None, type=click.Path(file_okay=False),
               help="Output folder (default ./stvsr-bench-<mode>). To refresh the committed results: "
                    "-o benchmarks/results/<mode> --overwrite.")
 @click.option("-y", "--overwrite", is_flag=True, help="Replace results already in the output folder (refused otherwise).")
-def main(quick, models_, backends, repeats, warmup, threads, size, times, no_comparisons, video, out_dir, overwrite):
+def main(quick, models_, backends, repeats, warmup, threads, size, times, no_comparisons, speed, video, out_dir,
+         overwrite):
     """Benchmark the STVSR networks and write results.md, results.json and latency.png."""
     from stvsr.bench.report import write_all
     from stvsr.bench.runner import BACKENDS, Config, default_video, run
 
-    mode = "quick" if quick else "full"
+    mode = "speed" if speed else "quick" if quick else "full"
     out = Path(out_dir) if out_dir else default_out(mode)
     try:
         check_out_dir(out, overwrite)  # before minutes of benchmarking, not after
@@ -95,6 +98,14 @@ def main(quick, models_, backends, repeats, warmup, threads, size, times, no_com
         times=times, comparisons=not no_comparisons, log=lambda s: click.echo(s, err=True))
     if video and not Path(video).is_file():
         raise click.BadParameter(f"video not found: {video}")
+    if speed:
+        from stvsr.bench.speed import SECTIONS, run_speed, write_speed
+
+        cfg.threads = threads or 1
+        sections = [s for s in SECTIONS if s in cfg.models or (s == "deform" and "zsm" in cfg.models)]
+        for path in write_speed(run_speed(cfg, sections), out):
+            click.echo(str(path))
+        return 0
     result = run(cfg)
     for path in write_all(result, out):
         click.echo(str(path))

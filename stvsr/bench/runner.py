@@ -102,15 +102,18 @@ class Graphs:
         self.side = _round_up(min(TRACE_SIZE, max(m, 32)), m)
         self.protos: dict = {}
 
-    def get(self, precision: str):
+    def get(self, precision: str, target: str = "cpu"):
+        """The graph in ``precision``; INT8 for ``target`` (cpu: ONNX Runtime, tensorrt: symmetric)."""
         from stvsr.export.calibration import calibration_windows
         from stvsr.export.onnx_export import DEFAULT_OPSET, export_graph, finalize
         from stvsr.export.precision import to_fp16, to_int8
 
-        if precision in self.protos:
-            return self.protos[precision]
+        key = f"int8-{target}" if precision == "int8" else precision
+        if key in self.protos:
+            return self.protos[key]
         meta = copy.deepcopy(self.meta)
         meta.precision = precision
+        meta.int8_target = target if precision == "int8" else ""
         if precision == "fp32":
             inputs = example_inputs(meta, self.side, self.side, times=self.cfg.times)
             proto = export_graph(self.module, inputs, meta, DEFAULT_OPSET)
@@ -120,10 +123,10 @@ class Graphs:
             if not self.cfg.video:
                 raise RuntimeError("INT8 calibration needs --video")
             windows = calibration_windows(self.cfg.video, meta, windows=2, height=self.side, width=self.side)
-            proto = finalize(to_int8(self.get("fp32"), windows), meta)
+            proto = finalize(to_int8(self.get("fp32"), windows, target), meta)
         else:
             raise ValueError(f"unknown precision {precision!r}")
-        self.protos[precision] = proto
+        self.protos[key] = proto
         return proto
 
 
@@ -145,7 +148,7 @@ def _trt_runner(graphs: Graphs, precision: str, feed: dict, cfg: Config, stack: 
 
     tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="stvsr-bench-")))
     onnx_path = tmp / f"{graphs.meta.model}-{precision}.onnx"
-    atomic_save(graphs.get(precision), onnx_path)
+    atomic_save(graphs.get(precision, "tensorrt"), onnx_path)
     h, w = feed[FRAMES_INPUT].shape[-2:]
     profile = Profile("bench", (h, w), (h, w), (h, w))
     plan = build_engine(str(onnx_path), profile, BuildSettings(precision, "none"), tmp, log=cfg.log)
@@ -165,7 +168,7 @@ def bench_network(name: str, cfg: Config, peak: float) -> dict:
     from stvsr.export.verify import compare
 
     weights, weights_note = _weights(name)
-    module = graph_module(name, weights)
+    module = graph_module(name, weights)   # every output (zsm: 7); --speed compares the 6-output default graph
     meta = base_metadata(name)
     w, h = lr_size(name, cfg)
     frames, footage = _footage(cfg.video, meta.window, w, h)
@@ -315,7 +318,8 @@ def run(cfg: Config) -> dict:
                    f"and inter-quartile range; {torch.get_num_threads()} PyTorch threads, ORT intra-op threads "
                    f"{cfg.threads or 'default'}; {cfg.times} interpolated frame(s) per window for stvun/fmu; "
                    f"ONNX graphs exported once per network at {TRACE_SIZE}px-class size with dynamic H/W (FP16 "
-                   f"and INT8 derived from the FP32 graph), INT8 calibrated on 2 windows of the footage; "
+                   f"and INT8 derived from the FP32 graph), INT8 calibrated on 2 windows of the footage (ONNX Runtime "
+                   f"rows: the CPU target, uint8 activations; TensorRT rows: symmetric int8); "
                    f"TensorRT engines built for exactly the benchmark size, timed host-to-host."),
         "config": {"models": cfg.models, "backends": cfg.backends, "repeats": cfg.repeats, "warmup": cfg.warmup,
                    "threads": cfg.threads, "size": cfg.size, "video": cfg.video, "times": cfg.times},

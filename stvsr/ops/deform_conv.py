@@ -63,7 +63,7 @@ def deform_conv2d_reference(
     cols = cols.view(n, dg, c // dg, k, oh * ow) * mask.float().view(n, dg, 1, k, oh * ow)
     cols = cols.reshape(n, groups, (c // groups) * k, oh * ow)
     wmat = weight.float().reshape(groups, out_c // groups, c_per_group * k)
-    out = torch.einsum("gok,ngkl->ngol", wmat, cols).reshape(n, out_c, oh, ow)
+    out = torch.matmul(wmat, cols).reshape(n, out_c, oh, ow)  # [g, o/g, K] @ [n, g, K, L]: one MatMul in ONNX
     if bias is not None:
         out = out + bias.float().view(1, -1, 1, 1)
     return out.to(dtype)
