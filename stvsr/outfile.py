@@ -70,8 +70,10 @@ def check_output(path: str | os.PathLike, inputs: Iterable[str | os.PathLike] = 
     if p.is_dir():
         raise OutputError(f"cannot write {path}: it is a folder")
     parent = p.absolute().parent
-    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
-        raise OutputError(f"cannot write {path}: folder {parent} is missing or not writable")
+    if not parent.is_dir():
+        raise OutputError(f"cannot write {path}: folder {parent} does not exist (not writable)")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise OutputError(f"cannot write {path}: folder {parent} is not writable")
     for inp in inputs:
         if inp is not None and os.path.lexists(p) and same_file(p, inp):
             raise OutputError(f"the output {path} is the input {inp}; choose another output")
