@@ -5,7 +5,9 @@
 * :mod:`stvsr.plugins.launch`: launch them on torch tensors (GPU, or CPU in the interpreter,
   see :mod:`stvsr.plugins.interpret`).
 * :mod:`stvsr.plugins.aot`: compile them to PTX without a GPU
-  (``python -m stvsr.plugins build --arch 80,86,89,90 -o DIR``).
+  (``python -m stvsr.plugins build --arch 80,86,89,90 -o DIR``), look a kernel up for a GPU
+  (prebuilt or compiled) and fingerprint the PTX that goes into an engine.
+* :mod:`stvsr.plugins.cuda_device`: the current GPU's name and compute capability (cuda-bindings).
 * :mod:`stvsr.plugins.trt`: ``tensorrt.plugin`` registration (imports TensorRT; import it only
   where TensorRT is installed, or call :func:`register_tensorrt`).
 * :mod:`stvsr.plugins.onnx_nodes`: plugin nodes and the portable-to-plugin graph rewrite.
