@@ -32,6 +32,22 @@ def _export(work: Path, name: str, precision: str, official: bool, video: str) -
     return path
 
 
+def _write_report(args, machine, w: int, h: int, video: str, rows: list, failures: list, done: bool) -> None:
+    """The Markdown report, rewritten after every combination: a run stopped early keeps what it measured."""
+    lines = [f"# stvsr GPU validation", "", f"TensorRT {machine.tensorrt}, {machine.gpu} (sm_{machine.compute_capability}), "
+             f"LR {w}x{h}, builder optimization level {args.opt_level}, video {video}", ""]
+    if not done:
+        lines += ["**Incomplete: the run stopped before every combination was tried.**", ""]
+    lines += ["| network precision flavour | official weights | PSNR vs ORT same graph (dB) | PSNR vs ORT FP32 (dB) "
+              "| rel. L2 | ms/window (sync) | ms/window (2 in flight) | GPU ms (CUDA events) | build s | ORT CPU ms |",
+              "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    lines += [f"| {r[0]} | {r[1]} | {r[2]:.2f} | {r[3]:.2f} | {r[4]:.2e} | {r[5]:.2f} | {r[6]:.2f} | {r[7]:.2f} "
+              f"| {r[8]:.1f} | {r[9]:.0f} |" for r in rows]
+    if failures:
+        lines += ["", "## Failures", ""] + [f"- {label}: {msg}" for label, msg in failures]
+    Path(args.out).write_text("\n".join(lines) + "\n")
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", default="gpu_report.md")
@@ -133,16 +149,8 @@ def main(argv: list[str] | None = None) -> int:
                 except Exception as exc:
                     failures.append((label, f"{type(exc).__name__}: {exc}"))
                     traceback.print_exc()
-    lines = [f"# stvsr GPU validation", "", f"TensorRT {machine.tensorrt}, {machine.gpu} (sm_{machine.compute_capability}), "
-             f"LR {w}x{h}, builder optimization level {args.opt_level}, video {video}", "",
-             "| network precision flavour | official weights | PSNR vs ORT same graph (dB) | PSNR vs ORT FP32 (dB) "
-             "| rel. L2 | ms/window (sync) | ms/window (2 in flight) | GPU ms (CUDA events) | build s | ORT CPU ms |",
-             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
-    lines += [f"| {r[0]} | {r[1]} | {r[2]:.2f} | {r[3]:.2f} | {r[4]:.2e} | {r[5]:.2f} | {r[6]:.2f} | {r[7]:.2f} "
-              f"| {r[8]:.1f} | {r[9]:.0f} |" for r in rows]
-    if failures:
-        lines += ["", "## Failures", ""] + [f"- {label}: {msg}" for label, msg in failures]
-    Path(args.out).write_text("\n".join(lines) + "\n")
+                _write_report(args, machine, w, h, video, rows, failures, done=False)
+    _write_report(args, machine, w, h, video, rows, failures, done=True)
     print(f"wrote {args.out}: {len(rows)} passed, {len(failures)} failed")
     return 1 if failures else 0
 
