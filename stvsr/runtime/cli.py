@@ -26,12 +26,48 @@ def _say(message: str) -> None:
     click.echo(f"stvsr-run: {message}", err=True)
 
 
+_written: list[str] = []  # outputs this process completed (a later signal says so instead of "no output")
+
+
+def _interrupted(terminated: bool, output: str | None) -> None:
+    code, what = (EXIT_SIGTERM, "terminated") if terminated else (EXIT_SIGINT, "interrupted")
+    if output is not None:
+        _fail(f"{what} after {output} was completely written", code)
+    _fail(f"{what}; no output written", code)
+
+
+class _RunCommand(click.Command):
+    """Signals while click itself runs (parsing the command line, or after the command returned)
+    also end in one line and exit 130/143, not click's "Aborted!" with exit 1 or a bare SIGTERM."""
+
+    def main(self, *args, **kwargs):
+        import signal
+
+        if kwargs.get("standalone_mode", True) is False:
+            return super().main(*args, **kwargs)
+
+        def _on_term(signum, frame):
+            raise Terminated
+
+        previous = signal.signal(signal.SIGTERM, _on_term)
+        try:
+            code = super().main(*args, **{**kwargs, "standalone_mode": False})
+        except click.exceptions.Abort as exc:
+            _interrupted(isinstance(exc.__cause__, Terminated), _written[-1] if _written else None)
+        except click.ClickException as exc:
+            exc.show()
+            sys.exit(exc.exit_code)
+        finally:
+            signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
+        sys.exit(code if isinstance(code, int) else 0)
+
+
 def default_output(input_path: str) -> str:
     p = Path(input_path)
     return str(p.with_name(f"{p.stem}.stvsr.mp4"))
 
 
-@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.command(cls=_RunCommand, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, "--version", prog_name="stvsr-run", message="%(prog)s %(version)s")
 @click.argument("model", type=click.Path(dir_okay=False))
 @click.argument("input", type=click.Path(dir_okay=False))
@@ -108,6 +144,7 @@ def main(model, input, output, overwrite, factor, backend, providers, threads, t
         status(f"loading model {model}")
         with open_backend(model, backend, [p for p in providers.split(",") if p], threads) as runner:
             report = upscale_video(runner, input, out, opts, progress_factory, status=status)
+        _written.append(str(report.output))
         if bar is not None:
             bar.close()
         if not quiet:
@@ -119,10 +156,7 @@ def main(model, input, output, overwrite, factor, backend, providers, threads, t
         # A signal can also surface as another exception (e.g. ImportError from a C extension's init).
         if received or isinstance(exc, KeyboardInterrupt):
             term = (received[0] == signal.SIGTERM) if received else isinstance(exc, Terminated)
-            code, what = (EXIT_SIGTERM, "terminated") if term else (EXIT_SIGINT, "interrupted")
-            if out is not None and out.committed:
-                _fail(f"{what} after {output} was completely written", code)
-            _fail(f"{what}; no output written", code)
+            _interrupted(term, output if out is not None and out.committed else None)
         if isinstance(exc, (RuntimeError, ValueError, OSError)):  # BackendError, MetadataError, VideoError, ...
             _fail(" ".join(str(exc).split()) or type(exc).__name__)
         _fail(f"unexpected {type(exc).__name__}: {' '.join(str(exc).split())[:300]}")  # never a traceback
