@@ -51,12 +51,12 @@ def export_times_test_net(path) -> str:
 
 
 def reencode(src: str, dst: str, count: int, pts_ms: list[int] | None = None, rotation: int | None = None,
-             crop=(slice(40, 88), slice(56, 120))) -> str:
-    """The first ``count`` frames of ``src`` cropped to 64x48, lossless H.264 in MP4, optionally with
-    irregular presentation times (milliseconds) and a display-matrix rotation."""
+             crop=(slice(40, 88), slice(56, 120)), size=(64, 48)) -> str:
+    """The first ``count`` frames of ``src`` cropped (``crop`` gives ``size``, default 64x48), lossless
+    H.264 in MP4, optionally with irregular presentation times (milliseconds) and a display-matrix rotation."""
     with av.open(src) as inp, av.open(dst, "w") as out:
         vs = out.add_stream("libx264", rate=25, options={"crf": "0", "preset": "ultrafast"})
-        vs.width, vs.height, vs.pix_fmt = 64, 48, "yuv444p"
+        vs.width, vs.height, vs.pix_fmt = size[0], size[1], "yuv444p"
         if pts_ms is not None:
             vs.codec_context.time_base = Fraction(1, 1000)
         if rotation is not None:

@@ -62,6 +62,15 @@ class _RunCommand(click.Command):
         sys.exit(code if isinstance(code, int) else 0)
 
 
+def _memory(value: str) -> int | None:
+    from stvsr.runtime.memory import MemoryBudgetError, parse_size
+
+    try:
+        return parse_size(value)
+    except MemoryBudgetError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
 def default_output(input_path: str) -> str:
     p = Path(input_path)
     return str(p.with_name(f"{p.stem}.stvsr.mp4"))
@@ -86,6 +95,10 @@ def default_output(input_path: str) -> str:
 @click.option("--tile", type=click.IntRange(16, 8192), default=None,
               help="Process frames in LR tiles of this many pixels (overlapping) to bound memory.")
 @click.option("--tile-overlap", type=click.IntRange(0, 512), default=16, show_default=True, help="LR pixels of tile overlap.")
+@click.option("--max-memory", default="auto", show_default=True, callback=lambda ctx, param, value: _memory(value),
+              help="Peak memory budget (e.g. 6G, 4000M; 0: none). Without --tile, the tile size comes from it and "
+                   "the model's bytes per LR pixel, measured on the first window. auto: 6 GiB, or 80% of the "
+                   "available memory if less (a default run fits an 8 GB machine). CPU (ONNX Runtime) only.")
 @click.option("--codec", default="libx264", show_default=True, help="Output video codec (any FFmpeg encoder in PyAV).")
 @click.option("--crf", type=click.IntRange(0, 63), default=18, show_default=True, help="Constant rate factor (quality).")
 @click.option("--preset", default="medium", show_default=True, help="Encoder preset (x264/x265).")
@@ -96,7 +109,7 @@ def default_output(input_path: str) -> str:
 @click.option("--frames", "max_frames", type=click.IntRange(1), default=None, help="Only the first N input frames.")
 @click.option("--no-audio", is_flag=True, help="Do not copy audio and subtitle streams.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar or summary.")
-def main(model, input, output, overwrite, factor, backend, providers, threads, tile, tile_overlap, codec, crf, preset, pix_fmt,
+def main(model, input, output, overwrite, factor, backend, providers, threads, tile, tile_overlap, max_memory, codec, crf, preset, pix_fmt,
          flow, dense_windows, max_frames, no_audio, quiet):
     """Super-resolve INPUT in space (x4) and time with MODEL (.onnx from stvsr-export, or a TensorRT .plan).
 
@@ -138,7 +151,7 @@ def main(model, input, output, overwrite, factor, backend, providers, threads, t
 
         opts = RunOptions(factor=factor, tile=tile, tile_overlap=tile_overlap, codec=codec, crf=crf, preset=preset,
                           pix_fmt=pix_fmt, flow=flow, dense=dense_windows, max_frames=max_frames,
-                          copy_streams=not no_audio)
+                          copy_streams=not no_audio, max_memory=max_memory)
         out = SafeOutput(output, [input, model], overwrite)  # refused before the model loads
         check_encoder(codec, pix_fmt, preset)                # so are unknown encoder settings
         status(f"loading model {model}")

@@ -27,6 +27,7 @@ import numpy as np
 from stvsr.outfile import SafeOutput
 from stvsr.runtime.backends.base import Backend, BackendError
 from stvsr.runtime.flow import FlowProvider, flow_provider
+from stvsr.runtime.memory import auto_tile, runs_on_host
 from stvsr.runtime.stream_meta import output_timestamps
 from stvsr.runtime.tiling import pad_frames, run_tiled
 from stvsr.runtime.video_io import VideoInfo, VideoWriter, probe
@@ -54,6 +55,7 @@ class RunOptions:
     dense: bool = False
     max_frames: int | None = None
     copy_streams: bool = True
+    max_memory: int | None = None   # bytes of peak resident memory; without --tile, the tile comes from it
 
 
 @dataclass
@@ -238,6 +240,7 @@ def upscale_video(backend: Backend, input_path: str, output_path: str | SafeOutp
             pass
         if errors:
             raise errors[0]
+        tile = opts.tile
         for k, window in enumerate(windows):
             stack = np.stack([need(i) for i in window.frames])[None]
             inputs = {meta.inputs.get("frames", "frames"): stack}
@@ -245,11 +248,19 @@ def upscale_video(backend: Backend, input_path: str, output_path: str | SafeOutp
                 inputs[meta.inputs.get("times", "times")] = np.asarray(times or [0.5], dtype=np.float32)
             for name, (a, b) in zip(meta.flow_inputs, meta.flow_pairs):
                 inputs[name] = flows(stack[0, a], stack[0, b])[None]
-            if opts.tile and max(stack.shape[-2:]) > opts.tile:
-                spatial = {name for name in inputs if name != meta.inputs.get("times", "times")}
-                frames_name = meta.inputs.get("frames", "frames")
-                emit(window, run_tiled(lambda part: _checked(backend.run(part), part[frames_name], outputs, scale),
-                                       inputs, spatial, opts.tile, opts.tile_overlap, meta.size_multiple, scale))
+            spatial = {name for name in inputs if name != meta.inputs.get("times", "times")}
+            frames_name = meta.inputs.get("frames", "frames")
+
+            def checked_run(part: dict) -> np.ndarray:
+                return _checked(backend.run(part), part[frames_name], outputs, scale)
+
+            if k == 0 and tile is None and opts.max_memory and runs_on_host(backend):
+                # Full-resolution float32 frames held at once (output queue, reorder buffer, windows in flight).
+                held = (out_q.maxsize + outputs * (backend.max_in_flight + 2)) * 3 * stack.shape[-2] * stack.shape[-1]
+                tile = auto_tile(checked_run, inputs, spatial, meta.size_multiple, opts.tile_overlap, opts.max_memory,
+                                 held * scale * scale * 4, say)
+            if tile and max(stack.shape[-2:]) > tile:
+                emit(window, run_tiled(checked_run, inputs, spatial, tile, opts.tile_overlap, meta.size_multiple, scale))
             else:
                 in_flight.append((window, stack, backend.submit(inputs)))
                 if len(in_flight) >= backend.max_in_flight:
