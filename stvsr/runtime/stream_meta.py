@@ -76,8 +76,9 @@ def scan_stream(container, stream) -> tuple[int, list[int | None], list[int] | N
     for packet in container.demux(stream):
         if not packet.size:
             continue
-        count += 1
-        pts.append(packet.pts)
+        if not packet.is_discard:  # edit-list pre-roll is decoded but never shown
+            count += 1
+            pts.append(packet.pts)
         if looking:
             try:
                 frames = packet.decode()
