@@ -42,16 +42,26 @@ def _stats(samples: list[float]) -> Timing:
     return Timing(statistics.median(samples), q1, q3, samples[0], len(samples))
 
 
-def time_interleaved(fns: dict[str, Callable[[], object]], warmup: int = 1, repeats: int = 3) -> dict[str, Timing]:
+def time_interleaved_clocks(fns: dict[str, Callable[[], object]], warmup: int = 1,
+                            repeats: int = 3) -> dict[str, dict[str, Timing]]:
     """Time several callables the same way, alternating them (A B A B ...) so that a change in the
-    machine's load hits each alike: ``warmup`` untimed rounds, then ``repeats`` timed rounds."""
+    machine's load hits each alike: ``warmup`` untimed rounds, then ``repeats`` timed rounds.
+    Returns ``{"wall": {...}, "cpu": {...}}``: wall-clock time, and this process's CPU time, which
+    other processes' load barely changes (a fair ratio for single-threaded work on a shared machine)."""
     for _ in range(warmup):
         for fn in fns.values():
             fn()
-    samples: dict[str, list[float]] = {k: [] for k in fns}
+    wall: dict[str, list[float]] = {k: [] for k in fns}
+    cpu: dict[str, list[float]] = {k: [] for k in fns}
     for _ in range(max(1, repeats)):
         for key, fn in fns.items():
-            start = time.perf_counter()
+            start, start_cpu = time.perf_counter(), time.process_time()
             fn()
-            samples[key].append(time.perf_counter() - start)
-    return {k: _stats(v) for k, v in samples.items()}
+            wall[key].append(time.perf_counter() - start)
+            cpu[key].append(time.process_time() - start_cpu)
+    return {"wall": {k: _stats(v) for k, v in wall.items()}, "cpu": {k: _stats(v) for k, v in cpu.items()}}
+
+
+def time_interleaved(fns: dict[str, Callable[[], object]], warmup: int = 1, repeats: int = 3) -> dict[str, Timing]:
+    """Wall-clock ``Timing`` of each callable, timed alike and alternated (see ``time_interleaved_clocks``)."""
+    return time_interleaved_clocks(fns, warmup, repeats)["wall"]

@@ -28,7 +28,7 @@ from stvsr.bench.measure import machine_info
 from stvsr.bench.runner import Config, Graphs, _footage, _weights, default_video, lr_size
 from stvsr.export.graphs import base_metadata, example_inputs, graph_module
 from stvsr.export.verify import compare, ort_session
-from stvsr.timing import Timing, time_interleaved
+from stvsr.timing import Timing, time_interleaved_clocks
 
 GOALS = {"fmu-rsdn": 1.15, "zsm-tiled": 1.05, "zsm-int8-cpu": 2.0}
 
@@ -40,23 +40,29 @@ def _load() -> list[float] | None:
         return None
 
 
-def _row(network: str, change: str, key: str | None, size: str, timings: dict[str, Timing], baseline: str,
-         candidate: str, used: dict[str, int], check: str, extra: dict | None = None) -> dict:
-    per = {k: timings[k].median / used[k] for k in (baseline, candidate)}
+def _row(network: str, change: str, key: str | None, size: str, clocks: dict[str, dict[str, Timing]],
+         baseline: str, candidate: str, used: dict[str, int], check: str, extra: dict | None = None) -> dict:
+    """Ratio from CPU time (single-threaded runs: other processes' load barely changes it), wall time beside."""
+    def per(clock: str) -> dict[str, float]:
+        return {k: clocks[clock][k].median / used[k] for k in (baseline, candidate)}
+
+    cpu, wall = per("cpu"), per("wall")
     return {"network": network, "change": change, "size": size, "baseline": baseline, "candidate": candidate,
-            "baseline_ms": 1000 * per[baseline], "candidate_ms": 1000 * per[candidate],
-            "ratio": per[baseline] / per[candidate], "goal": GOALS.get(key or ""), "check": check,
-            "timings": {k: t.to_dict() for k, t in timings.items()}, "used_frames": used, **(extra or {})}
+            "baseline_ms": 1000 * cpu[baseline], "candidate_ms": 1000 * cpu[candidate],
+            "ratio": cpu[baseline] / cpu[candidate], "wall_ratio": wall[baseline] / wall[candidate],
+            "goal": GOALS.get(key or ""), "check": check, "used_frames": used,
+            "timings": {clock: {k: clocks[clock][k].to_dict() for k in (baseline, candidate)} for clock in clocks},
+            **(extra or {})}
 
 
 def _sessions(protos: dict[str, object], threads: int) -> dict[str, object]:
     return {k: ort_session(p, threads=threads) for k, p in protos.items()}
 
 
-def _time_sessions(sessions: dict, feed: dict, cfg: Config) -> tuple[dict[str, Timing], dict[str, np.ndarray]]:
+def _time_sessions(sessions: dict, feed: dict, cfg: Config) -> tuple[dict[str, dict[str, Timing]], dict[str, np.ndarray]]:
     outs = {k: s.run(None, feed)[0] for k, s in sessions.items()}  # first call: output sample, untimed
     fns: dict[str, Callable] = {k: (lambda s=s: s.run(None, feed)) for k, s in sessions.items()}
-    return time_interleaved(fns, max(0, cfg.warmup - 1), cfg.repeats), outs
+    return time_interleaved_clocks(fns, max(0, cfg.warmup - 1), cfg.repeats), outs
 
 
 def _network_inputs(name: str, meta, cfg: Config) -> tuple[dict[str, np.ndarray], str]:
@@ -64,6 +70,10 @@ def _network_inputs(name: str, meta, cfg: Config) -> tuple[dict[str, np.ndarray]
     frames, _ = _footage(cfg.video, meta.window, w, h)
     inputs = example_inputs(meta, h, w, times=cfg.times, frames=frames)
     return {k: v.numpy() for k, v in inputs.items()}, f"{w}x{h}"
+
+
+def _pick(clocks: dict[str, dict[str, Timing]], *keys: str) -> dict[str, dict[str, Timing]]:
+    return {clock: {k: t[k] for k in keys} for clock, t in clocks.items()}
 
 
 def fmu_rows(cfg: Config) -> list[dict]:
@@ -83,7 +93,7 @@ def fmu_rows(cfg: Config) -> list[dict]:
     row = _row("fmu", "skip RSDN's unused frame-3 step", "fmu-rsdn", size, timings, "all 4 RSDN steps",
                "3 RSDN steps", {"all 4 RSDN steps": n, "3 RSDN steps": n},
                f"outputs equal: max abs difference {diff:.2g}", {"max_abs_diff": diff})
-    cfg.log(f"[fmu] ratio {row['ratio']:.3f}")
+    cfg.log(f"[fmu] ratio {row['ratio']:.3f} (CPU time), {row['wall_ratio']:.3f} (wall)")
     return [row]
 
 
@@ -103,16 +113,16 @@ def zsm_rows(cfg: Config) -> list[dict]:
     a, b = "7 outputs (6 used at stride 3)", "6 outputs (tiled)"
     diff = float(np.abs(outs[b] - outs[a][:, :-1]).max())
     rows = [_row("zsm", "drop the duplicate boundary output (stride 3 windows)", "zsm-tiled", size,
-                 {a: timings[a], b: timings[b]}, a, b, {a: 6, b: 6},
+                 _pick(timings, a, b), a, b, {a: 6, b: 6},
                  f"the 6 outputs equal the first 6 of 7: max abs difference {diff:.2g}", {"max_abs_diff": diff})]
     for label, key in (("int8 cpu (uint8 activations)", "zsm-int8-cpu"), ("int8 tensorrt (symmetric)", None)):
         fid = compare(outs[label], outs[b])
-        rows.append(_row("zsm", f"INT8 on ONNX Runtime CPU: {label}", key, size, {b: timings[b], label: timings[label]},
+        rows.append(_row("zsm", f"INT8 on ONNX Runtime CPU: {label}", key, size, _pick(timings, b, label),
                          b, label, {b: 6, label: 6},
                          f"vs FP32 graph: PSNR {fid.psnr:.2f} dB, relative L2 {fid.rel_l2:.3g}",
                          {"psnr_vs_fp32": fid.psnr, "rel_l2_vs_fp32": fid.rel_l2}))
     for r in rows:
-        cfg.log(f"[zsm] {r['change']}: ratio {r['ratio']:.3f}")
+        cfg.log(f"[zsm] {r['change']}: ratio {r['ratio']:.3f} (CPU time), {r['wall_ratio']:.3f} (wall)")
     return rows
 
 
@@ -166,8 +176,7 @@ def deform_rows(cfg: Config) -> list[dict]:
                          {"ONNX DeformConv": 1, "GridSample + MatMul": 1},
                          f"equal: max abs difference {diff:.2g}; decomposition ops: {', '.join(ops)}",
                          {"max_abs_diff": diff}))
-        cfg.log(f"[deform] {level}: DeformConv {timings['ONNX DeformConv'].median * 1000:.1f} ms, decomposition "
-                f"{timings['GridSample + MatMul'].median * 1000:.1f} ms")
+        cfg.log(f"[deform] {level}: ratio {rows[-1]['ratio']:.3f} (CPU time), {rows[-1]['wall_ratio']:.3f} (wall)")
     return rows
 
 
@@ -203,22 +212,33 @@ def write_speed(result: dict, out: Path) -> list[Path]:
         f"{result['load_average_before']}, after {result['load_average_after']}.",
         f"Method: ONNX Runtime CPU, {cfg['threads'] or 'default'} intra-op thread(s); real frames ({cfg['video'] and os.path.basename(cfg['video'])}) "
         f"at the papers' LR size; {cfg['warmup']} warm-up call(s) (the first is the output checked), then "
-        f"{cfg['repeats']} timed runs of each graph alternated A B A B; medians. Time per *used* output frame: "
+        f"{cfg['repeats']} timed runs of each graph alternated A B A B; medians of this process's CPU time "
+        "(single-threaded ONNX Runtime runs on the calling thread, so other processes' load barely changes it; "
+        "the wall-clock ratio, which it does change, is beside). Time per *used* output frame: "
         "a zsm window at stride 3 yields 6 new frames with either graph. Ratio = baseline / candidate "
         "(above 1: the candidate is faster). Weights random (seeded); INT8 calibrated on 2 windows of the "
         "footage at 64x64.", "",
-        "| network | change | LR size | baseline | candidate | baseline ms/frame | candidate ms/frame | ratio | goal | check |",
-        "|---|---|---|---|---|---:|---:|---:|---:|---|",
+        "| network | change | LR size | baseline | candidate | baseline ms/frame | candidate ms/frame | ratio | wall-clock ratio | goal | check |",
+        "|---|---|---|---|---|---:|---:|---:|---:|---:|---|",
     ]
     for r in result["rows"]:
         lines.append(f"| {r['network']} | {r['change']} | {r['size']} | {r['baseline']} | {r['candidate']} | "
-                     f"{r['baseline_ms']:.1f} | {r['candidate_ms']:.1f} | {r['ratio']:.3f} | "
+                     f"{r['baseline_ms']:.1f} | {r['candidate_ms']:.1f} | {r['ratio']:.3f} | {r['wall_ratio']:.3f} | "
                      f"{_fmt(r['goal'], '.2f')} | {r['check']} |")
-    lines += ["", f"Wall time {result['wall_seconds']:.0f} s.", ""]
+    lines += ["", f"Wall time {result['wall_seconds']:.0f} s." + (f" {result['note']}" if result.get("note") else ""), ""]
     md, js = out / "results.md", out / "results.json"
     md.write_text("\n".join(lines))
     js.write_text(json.dumps(result, indent=1, default=str))
     return [md, js]
+
+
+def merge(results: list[dict], note: str = "") -> dict:
+    """One report from runs of different sections (each ratio still comes from one run)."""
+    first, last = results[0], results[-1]
+    config = dict(first["config"], sections=[s for r in results for s in r["config"]["sections"]])
+    return {**first, "config": config, "rows": [row for r in results for row in r["rows"]],
+            "load_average_after": last["load_average_after"], "note": note,
+            "wall_seconds": max(r["wall_seconds"] for r in results)}
 
 
 def config(threads: int = 1, warmup: int = 1, repeats: int = 3, size=None, video: str | None = None,
