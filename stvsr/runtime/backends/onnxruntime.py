@@ -27,6 +27,10 @@ class OnnxRuntimeBackend(Backend):
                                f"(available: {', '.join(available)})")
         opts = ort.SessionOptions()
         opts.log_severity_level = 3
+        # No memory pattern: with it the second run of a shape adds one block as large as the
+        # first run's arena (stvun, 3 times: 40 -> 90 KiB per LR pixel), so a video's steady state
+        # is twice what one run needs and is not predictable from small crops (stvsr.runtime.memory).
+        opts.enable_mem_pattern = False
         if threads:
             opts.intra_op_num_threads = threads
         try:
