@@ -118,10 +118,10 @@ def measure(run: Callable[[dict[str, np.ndarray]], np.ndarray], inputs: dict[str
     """Run twice on each of two square crops and fit ``fixed + per_pixel * pixels`` to the peaks
     above the memory held before the first run.
 
-    Twice, because the steady state is what a video costs: ONNX Runtime's CPU arena keeps what
-    the first run of a shape allocated, and the second run of that shape adds the one block of
-    its memory pattern (measured on stvun at 96x96 with 3 times: 40 KiB per LR pixel after one
-    run, 90 after the second and every later one)."""
+    Twice, because the steady state is what a video costs, and a backend may allocate more on
+    the second run of a shape than on the first: ONNX Runtime's memory pattern does (stvun at
+    96x96 with 3 times: 40 KiB per LR pixel after one run, 90 after the second and every later
+    one), which is why stvsr's ONNX Runtime backend turns it off (then both runs cost 40)."""
     gc.collect()
     held = resident()
     areas, peaks = [], []
