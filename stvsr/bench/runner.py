@@ -100,6 +100,7 @@ class Graphs:
         self.module, self.meta, self.cfg = module, meta, cfg
         m = meta.size_multiple
         self.side = _round_up(min(TRACE_SIZE, max(m, 32)), m)
+        self.calib_side = self.side          # LR side of the INT8 calibration windows
         self.protos: dict = {}
 
     def get(self, precision: str, target: str = "cpu"):
@@ -122,7 +123,7 @@ class Graphs:
         elif precision == "int8":
             if not self.cfg.video:
                 raise RuntimeError("INT8 calibration needs --video")
-            windows = calibration_windows(self.cfg.video, meta, windows=2, height=self.side, width=self.side)
+            windows = calibration_windows(self.cfg.video, meta, windows=2, height=self.calib_side, width=self.calib_side)
             proto = finalize(to_int8(self.get("fp32"), windows, target), meta)
         else:
             raise ValueError(f"unknown precision {precision!r}")
