@@ -22,10 +22,11 @@ import numpy as np
 GiB = 1 << 30
 DEFAULT_BUDGET = 6 * GiB          # a default run fits an 8 GB machine, with room for the system
 AVAILABLE_SHARE = 0.8             # and never more than this share of the memory available at start
-# Per-pixel cost measured on small crops, scaled for a large tile: ONNX Runtime's CPU arena grows
-# in power-of-two steps, so a large run can hold more per pixel than a small one (stvun, 3 times:
-# 44 KiB per LR pixel from the 32/64 crops, 46 at 128x128, 48 at 256x256).
-MARGIN = 1.25
+# Per-pixel cost measured on small crops, scaled for a large tile: ONNX Runtime's CPU arena extends
+# itself by doubling, so what it holds can approach twice what a run uses, and a large run holds
+# more per pixel than a small one (stvun, 3 times: 44 KiB per LR pixel from the 32/64 crops, 48 at
+# 256x256 alone, about 57 for a 400x272 tile inside stvsr-run).
+MARGIN = 2.0
 _UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": GiB, "t": 1 << 40}
 
 
