@@ -208,7 +208,7 @@ def write_speed(result: dict, out: Path) -> list[Path]:
     cfg = result["config"]
     m = result["machine"]
     lines = [
-        "# stvsr speed changes against today's graphs (one run)", "",
+        "# stvsr speed changes against today's graphs (each ratio measured in one run)", "",
         f"Machine: {m.get('cpu')}, {m.get('cpu_count')} CPUs shared with other processes; onnxruntime "
         f"{m.get('onnxruntime')}, torch {m.get('torch')}. Load average (1, 5, 15 min) before "
         f"{result['load_average_before']}, after {result['load_average_after']}.",
