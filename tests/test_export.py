@@ -85,7 +85,8 @@ def _check_int8(path, target):
     else:  # uint8 activations: ONNX Runtime fuses every quantized Conv into an integer kernel
         assert zero_points and all(z.dtype == np.uint8 for z in zero_points)
         ops = _ort_optimized_ops(int8)
-        assert ops.count("QLinearConv") == sum(n.op_type == "Conv" for n in fp32.graph.node) and "Conv" not in ops
+        assert ops.count("QLinearConv") == sum(n.op_type == "Conv" for n in fp32.graph.node)
+        assert "Conv" not in ops and "FusedConv" not in ops  # no Conv left in FP32
     feed = {k: torch.from_numpy(v) for k, v in calib[0].items()}
     ref, _ = run_ort(ort_session(fp32), feed)
     out, _ = run_ort(ort_session(int8), feed)
