@@ -25,7 +25,7 @@ from click.testing import CliRunner
 
 from stvsr.export.metadata import METADATA_KEY, ModelMetadata
 from stvsr.export.onnx_export import atomic_save
-from stvsr.runtime.backends import open_backend
+from stvsr.runtime.backends import BackendError, open_backend
 from stvsr.runtime.backends.base import Backend
 from stvsr.runtime.cli import main as run_main
 from stvsr.runtime.pipeline import RunOptions, upscale_video
@@ -374,3 +374,32 @@ def test_version_and_progress_messages(models, footage, tmp_path):
     assert "stvsr-run: decoding" in res.stderr and "4 frames, 64x48" in res.stderr and "4 windows" in res.stderr
     assert "4/4 [" in res.stderr and "window" in res.stderr
     assert "wrote" in res.stderr.strip().splitlines()[-1]
+
+
+class SlowTestNet(torch.nn.Module):
+    """Test network: ``TimesBlendNet`` plus a chain of 600 512x512 MatMuls that depend on the frames
+    (seconds of work on one thread), so a window is still running when the backend is closed."""
+
+    def __init__(self):
+        super().__init__()
+        self.weight = torch.nn.Parameter(torch.eye(512) * 0.5)
+
+    def forward(self, frames, times):
+        z = frames[0, 0, 0, :1, :1].expand(512, 512)
+        for _ in range(600):
+            z = torch.tanh(z @ self.weight)
+        return TimesBlendNet()(frames, times) + 0 * z.mean()
+
+
+def test_closing_the_backend_terminates_a_running_window(tmp_path):
+    """An error or a signal ends the video: close() must not wait for the window in flight (which at
+    HD sizes takes minutes); ONNX Runtime stops it between two nodes and collect() says so."""
+    path = _export(SlowTestNet(), _times_meta(), tmp_path / "slow.onnx", times=True)
+    backend = open_backend(path, "onnxruntime", threads=1)
+    ticket = backend.submit({"frames": np.zeros((1, 3, 3, 8, 8), np.float32), "times": np.array([0.5], np.float32)})
+    time.sleep(0.3)
+    start = time.perf_counter()
+    backend.close()
+    assert time.perf_counter() - start < 1.0
+    with pytest.raises(BackendError, match="ONNX Runtime"):
+        backend.collect(ticket)

@@ -164,7 +164,7 @@ def main(model, input, output, overwrite, factor, backend, providers, threads, t
             click.echo(f"stvsr-run: wrote {report.output}: {report.output_frames} frames "
                        f"({report.input_frames} in, factor {report.factor}), {report.size_out[0]}x{report.size_out[1]} "
                        f"at {float(report.fps_out):.3f} fps in {report.seconds:.1f} s "
-                       f"({report.output_frames / report.seconds:.2f} frames/s)", err=True)
+                       f"({report.output_frames / report.seconds:.3g} frames/s)", err=True)
             if report.variable_rate:
                 _say("the input has a variable frame rate: its real timestamps were kept (new frames at the "
                      f"fractions of each real gap; {float(report.fps_out):.3f} fps is the average)")
