@@ -7,14 +7,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-import onnx
-
 from stvsr import __version__
 from stvsr.export.graphs import base_metadata, example_inputs, graph_module, has_tiled_variant
 from stvsr.export.onnx_export import DEFAULT_OPSET, MIN_OPSET, ExportError, atomic_save, export_graph, finalize
 from stvsr.export.precision import INT8_TARGETS, to_fp16, to_int8
 from stvsr.export.verify import Comparison, compare, ort_session, run_ort, run_torch
 from stvsr.export.weights import resolve_weights
+from stvsr.outfile import OutputError, check_output
 from stvsr.timing import time_interleaved
 
 PRECISIONS = ("fp32", "fp16", "int8")
@@ -43,26 +42,17 @@ def default_output(name: str, precision: str, plugins: str) -> Path:
     return Path(f"{name}{suffix}.onnx")
 
 
-def check_output(path: Path) -> None:
-    parent = path.resolve().parent
-    if not parent.is_dir():
-        raise ExportError(f"cannot write {path}: folder {parent} does not exist")
-    if not os.access(parent, os.W_OK):
-        raise ExportError(f"cannot write {path}: folder {parent} is not writable")
-    if path.is_dir():
-        raise ExportError(f"cannot write {path}: it is a folder")
-
-
 def export_model(name: str, weights: str | None = None, random_weights: bool = False, precision: str = "fp32",
                  calib: str | None = None, opset: int = DEFAULT_OPSET, output: str | os.PathLike | None = None,
                  verify: bool = True, plugins: str = "none", calib_windows: int = 4,
                  log: Callable[[str], None] = lambda msg: None, int8_target: str = "cpu",
-                 all_outputs: bool = False) -> ExportReport:
+                 all_outputs: bool = False, overwrite: bool = True) -> ExportReport:
     """Export ``name`` and return what was written and measured. Raises ``ExportError``/``ValueError``.
 
     ``int8_target``: ``cpu`` (uint8 activations, fast on ONNX Runtime) or ``tensorrt`` (symmetric
     int8). ``all_outputs``: keep every fixed output; by default a network with a tiled variant (zsm)
     drops the last one so that windows tile time without computing any output twice.
+    ``overwrite``: replace an existing output (otherwise refused, also if one appears meanwhile).
     """
     start = time.perf_counter()
     if precision not in PRECISIONS:
@@ -78,7 +68,10 @@ def export_model(name: str, weights: str | None = None, random_weights: bool = F
     if precision == "int8" and int8_target == "cpu" and plugins != "none":
         raise ExportError(f"--plugins {plugins} is for TensorRT: use --int8 --target tensorrt")
     path = Path(output) if output else default_output(name, precision, plugins)
-    check_output(path)
+    try:  # before the slow work: a folder, a missing folder, an input, an existing file
+        check_output(path, [weights, calib], overwrite)
+    except OutputError as exc:
+        raise ExportError(str(exc)) from None
     tiled = not all_outputs and has_tiled_variant(name)
     meta = base_metadata(name, tiled)
     if precision == "int8":  # read the calibration video early: a bad file fails before the slow work
@@ -134,7 +127,10 @@ def export_model(name: str, weights: str | None = None, random_weights: bool = F
         report.notes.append(f"plugin nodes: {counts} (ONNX Runtime cannot run them; verified before the rewrite)")
         log(report.notes[-1])
     finalize(model, meta)
-    atomic_save(model, path)
+    try:
+        atomic_save(model, path, overwrite)
+    except OutputError as exc:
+        raise ExportError(str(exc)) from None
     report.seconds = time.perf_counter() - start
     report.size_bytes = path.stat().st_size
     log(f"wrote {path} ({report.size_bytes / 1e6:.1f} MB) in {report.seconds:.1f} s")

@@ -103,16 +103,9 @@ def main(name, weights, random_weights, fp16, int8, calib, calib_windows, int8_t
             require_tensorrt()  # fail before the export, not after
         except (ProfileError, RuntimeError) as exc:
             _fail(str(exc))
-    from stvsr.export.api import default_output
-    from stvsr.outfile import OutputError, check_output
-
-    try:  # refused before minutes of export: an existing file (without -y), a folder, an input
-        check_output(output or default_output(name, precision, plugins), [weights, calib], overwrite)
-    except OutputError as exc:
-        _fail(str(exc))
-    try:
+    try:  # export_model refuses an existing output (without -y), a folder or an input before the slow work
         report = export_model(name, weights, random_weights, precision, calib, opset, output, not no_verify,
-                              plugins, calib_windows, log, int8_target, all_outputs)
+                              plugins, calib_windows, log, int8_target, all_outputs, overwrite)
     except (ExportError, CheckpointError, VideoError, FileNotFoundError, ValueError) as exc:
         _fail(str(exc))
     except KeyboardInterrupt:

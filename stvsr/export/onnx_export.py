@@ -56,9 +56,9 @@ def _dynamic_axes(names: list[str]) -> dict[str, dict[int, str]]:
     return axes
 
 
-def atomic_save(proto: onnx.ModelProto, path: str | os.PathLike) -> None:
+def atomic_save(proto: onnx.ModelProto, path: str | os.PathLike, overwrite: bool = True) -> None:
     """Write ``proto`` as one file next to ``path`` and rename it into place."""
-    with atomic_output(path) as tmp:  # short temp name, umask mode, removed on any error
+    with atomic_output(path, overwrite=overwrite) as tmp:  # short temp name, umask mode, removed on any error
         onnx.save_model(proto, tmp, save_as_external_data=False)
 
 
