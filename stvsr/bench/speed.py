@@ -13,7 +13,6 @@ deformable-conv sizes.
 """
 from __future__ import annotations
 
-import copy
 import json
 import os
 import time

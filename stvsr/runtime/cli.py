@@ -1,7 +1,6 @@
 """``stvsr-run``: stream a video through an exported model (ONNX file or TensorRT engine)."""
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 

@@ -12,7 +12,6 @@ whole is not tiled.
 from __future__ import annotations
 
 import gc
-import os
 import re
 from dataclasses import dataclass
 from typing import Callable
