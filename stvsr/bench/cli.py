@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from stvsr import __version__
+from stvsr.cli_common import version_option
 from stvsr.models import NAMES
 
 QUICK_SIZE = (16, 16)
@@ -59,7 +59,7 @@ def _names(text: str, allowed: tuple[str, ...], what: str) -> list[str]:
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, "--version", prog_name="stvsr-bench", message="%(prog)s %(version)s")
+@version_option("stvsr-bench")
 @click.option("--quick", is_flag=True, help="CI smoke mode: 16x16 LR, 1 repeat, PyTorch and ORT FP32.")
 @click.option("--models", "models_", default=",".join(NAMES), show_default=True, help="Comma-separated networks.")
 @click.option("--backends", default=None, help=f"Comma-separated; default full: {FULL_BACKENDS}.")

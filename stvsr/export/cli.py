@@ -5,7 +5,8 @@ import sys
 
 import click
 
-from stvsr import __version__, models
+from stvsr import models
+from stvsr.cli_common import version_option
 from stvsr.export.onnx_export import DEFAULT_OPSET, MIN_OPSET
 from stvsr.export.weights import CACHE_ENV
 
@@ -26,7 +27,7 @@ def _max_opset() -> int:
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, "--version", prog_name="stvsr-export", message="%(prog)s %(version)s")
+@version_option("stvsr-export")
 @click.option("--model", "name", required=True, type=click.Choice(models.NAMES), help="Network to export.")
 @click.option("--weights", type=click.Path(dir_okay=False), default=None,
               help=f"Official checkpoint file. Default: the official file name in ${CACHE_ENV}/weights "

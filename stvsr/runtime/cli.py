@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from stvsr import __version__
+from stvsr.cli_common import version_option
 
 
 EXIT_ERROR, EXIT_USAGE, EXIT_SIGINT, EXIT_SIGTERM = 1, 2, 130, 143  # documented in README (stvsr-run)
@@ -76,7 +76,7 @@ def default_output(input_path: str) -> str:
 
 
 @click.command(cls=_RunCommand, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, "--version", prog_name="stvsr-run", message="%(prog)s %(version)s")
+@version_option("stvsr-run")
 @click.argument("model", type=click.Path(dir_okay=False))
 @click.argument("input", type=click.Path(dir_okay=False))
 @click.option("-o", "--output", type=click.Path(dir_okay=False), default=None,
