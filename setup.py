@@ -15,6 +15,7 @@ setup(
     license="MIT",
     python_requires=">=3.10",
     packages=find_packages(include=["stvsr", "stvsr.*"]),
+    package_data={"stvsr.engines": ["data/*.json"]},   # onnx-tensorrt's operator list (stvsr.engines.trt_compat)
     install_requires=[
         "torch==2.13.0",  # the CPU build; an unpinned torch pulls a multi-GB CUDA build
         "numpy",
@@ -25,6 +26,7 @@ setup(
         "click>=8",
         "tqdm",
         "opencv-python-headless",  # optical flow for networks that take flows (starnet)
+        "scenedetect-headless>=0.7",  # --scene-cuts auto (0.7 detector API); not "scenedetect": a second OpenCV
     ],
     extras_require={
         "test": ["pytest", "pytest-xdist", "scikit-video", "triton==3.7.1", "matplotlib",
@@ -33,8 +35,10 @@ setup(
                  "tensorrt-cu13-bindings==11.4.0.106; (platform_system == 'Linux' and platform_machine == 'x86_64')"
                  " or (platform_system == 'Windows' and platform_machine == 'AMD64')",
                  # NVIDIA's CUDA bindings: imports and answers with an error code where there is no driver
-                 "cuda-bindings>=12.6.1; platform_system != 'Darwin'"],
+                 "cuda-bindings>=12.6.1; platform_system != 'Darwin'",
+                 "ray>=2.40"],  # one small local-Ray test of stvsr-run --workers
         "examples": ["scikit-video"],
+        "ray": ["ray>=2.40"],  # stvsr-run --workers/--ray: segments as Ray tasks on many GPUs or machines
         "plugins": ["triton==3.7.1"],
         "bench": ["matplotlib"],
         # TensorRT 11 for CUDA 13 (its -libs wheel comes from NVIDIA's index, see README); cuda-python

@@ -1,15 +1,24 @@
 """End-to-end stvsr-run throughput against pure inference throughput, same model, same frames.
 
     python benchmarks/runtime_pipeline.py MODEL.onnx [--video CLIP] [--size 128x96] [--frames 16]
+                                          [--max-memory auto] [--json OUT.json]
 
 The clip's first FRAMES frames are resized to SIZE and re-encoded (lossless-ish) into a temporary
 file; then (1) every window the runtime would run is fed to the backend back to back (pure
 inference), and (2) stvsr-run's pipeline processes the clip (decode, windows, inference,
 encode). The pipeline should reach at least 90% of the pure inference throughput.
+
+With ``--max-memory`` (default ``auto``, as stvsr-run) the pipeline runs twice, each timed end to
+end (planning and the first window's memory probe included): first with an empty probe cache
+(a fresh ``$STVSR_HOME``), then with the cache the first run wrote; the end-to-end / pure
+inference ratio is reported for both (issue 16, item 17). ``--json`` writes the figures.
 """
 from __future__ import annotations
 
 import argparse
+import json
+import os
+import platform
 import resource
 import sys
 import tempfile
@@ -43,7 +52,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--size", default="128x96")
     ap.add_argument("--frames", type=int, default=16)
     ap.add_argument("--factor", type=int, default=None)
+    ap.add_argument("--max-memory", default="auto", help="as stvsr-run (0: no budget, one run)")
+    ap.add_argument("--json", default=None, help="write the figures to this file")
     args = ap.parse_args(argv)
+    from stvsr.runtime.memory import parse_size
     from stvsr.runtime.backends import open_backend
     from stvsr.runtime.pipeline import RunOptions, upscale_video
     from stvsr.runtime.tiling import pad_frames
@@ -78,13 +90,29 @@ def main(argv: list[str] | None = None) -> int:
             for feed in feeds:
                 backend.run(feed)
             pure = time.perf_counter() - start
-            report = upscale_video(backend, clip, str(Path(tmp) / "out.mp4"), RunOptions(factor=args.factor))
-    pure_fps, e2e_fps = total / pure, report.output_frames / report.seconds
+            budget = parse_size(args.max_memory)
+            runs = []
+            os.environ["STVSR_HOME"] = str(Path(tmp) / "home")  # an empty probe cache for the first run
+            for label in (["probe measured", "probe cached"] if budget else ["no budget"]):
+                t0 = time.perf_counter()
+                report = upscale_video(backend, clip, str(Path(tmp) / "out.mp4"),
+                                       RunOptions(factor=args.factor, max_memory=budget))
+                runs.append((label, time.perf_counter() - t0, report))
+    pure_fps = total / pure
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"model {meta.model}, {len(lr)} frames {size[0]}x{size[1]} -> {total} frames, {len(windows)} windows")
     print(f"pure inference: {pure_fps:.3f} output frames/s ({pure:.1f} s)")
-    print(f"end to end    : {e2e_fps:.3f} output frames/s ({report.seconds:.1f} s)")
-    print(f"ratio         : {e2e_fps / pure_fps:.1%} of pure inference; peak RSS {peak_mb:.0f} MB")
+    figures = {"model": meta.model, "frames": len(lr), "size": list(size), "output_frames": total,
+               "windows": len(windows), "pure_inference_s": round(pure, 3), "max_memory": args.max_memory,
+               "cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(), "runs": []}
+    for label, wall, report in runs:
+        print(f"end to end    : {total / wall:.3f} output frames/s ({wall:.1f} s wall, {label}); "
+              f"ratio {wall / pure:.2f}x the pure inference time")
+        figures["runs"].append({"label": label, "wall_s": round(wall, 3), "pipeline_s": round(report.seconds, 3),
+                                "ratio_to_pure": round(wall / pure, 3)})
+    print(f"peak RSS {peak_mb:.0f} MB")
+    if args.json:
+        Path(args.json).write_text(json.dumps(figures, indent=1) + "\n")
     return 0
 
 

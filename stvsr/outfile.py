@@ -3,13 +3,17 @@
 A file is written under a short temporary name in its own folder (``.stvsr-<8 hex><suffix>``,
 so names of up to 255 bytes work), created with mode ``0666 & ~umask`` like any new file, and
 renamed into place only when complete; on any error or signal the temporary file is removed.
-Before anything is written the target is checked: not a folder, folder writable, not the same
-file as any input (``os.path.samefile``, so symlinks, hard links and ``/proc/self/cwd/...``
-are caught), and not an existing file unless overwriting was asked for.
+Before anything is written the target is checked: not a folder, nothing but a regular file
+(a FIFO, a device such as ``/dev/null`` or a socket, symlinks resolved, is refused even when
+overwriting: a rename would replace it), folder writable, not the same file as any input
+(``os.path.samefile``, so symlinks, hard links and ``/proc/self/cwd/...`` are caught), and not an
+existing file unless overwriting was asked for.
 
-Creating the temporary file and renaming it are short critical sections in which SIGINT and
-SIGTERM are held and re-delivered right after (main thread), so a signal can neither leave a
-temporary file behind nor arrive between the rename and ``committed`` becoming true.
+Creating the temporary file and renaming it are short critical sections in which the signals
+the commands handle (``HELD_SIGNALS``) are held and re-delivered right after (main thread), so a
+signal can neither leave a temporary file behind nor arrive between the rename and ``committed``
+becoming true. Every completed output is appended to ``COMMITTED`` (so a command interrupted
+after its rename can say that the file is complete).
 """
 from __future__ import annotations
 
@@ -18,12 +22,18 @@ import errno
 import os
 import secrets
 import signal
+import stat
 import threading
 from pathlib import Path
 from typing import Iterable, Iterator
 
-_SIGNALS = tuple(s for s in (getattr(signal, "SIGINT", None), getattr(signal, "SIGTERM", None)) if s is not None)
+# The signals stvsr's commands turn into a clean stop (stvsr.cli_signals); held in critical sections.
+HELD_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT", "SIGUSR1",
+                                                        "SIGUSR2", "SIGPIPE") if hasattr(signal, name))
+_SIGNALS = HELD_SIGNALS
 _MAX_SUFFIX = 16
+_WRITE_ERRNOS = {errno.ENOSPC, errno.EFBIG, errno.EDQUOT, errno.EROFS, errno.EIO}  # a write that cannot complete
+COMMITTED: list[str] = []  # every output renamed into place by this process, in order
 
 
 class OutputError(OSError):
@@ -35,7 +45,7 @@ class OutputError(OSError):
 
 @contextlib.contextmanager
 def deferred_signals() -> Iterator[None]:
-    """Hold SIGINT/SIGTERM during a short critical section and re-deliver them afterwards.
+    """Hold ``HELD_SIGNALS`` during a short critical section and re-deliver them afterwards.
 
     Only the main thread runs Python signal handlers, so elsewhere this is a no-op.
     """
@@ -63,12 +73,32 @@ def same_file(a: str | os.PathLike, b: str | os.PathLike) -> bool:
         return os.path.realpath(a) == os.path.realpath(b)
 
 
+_KINDS = ((stat.S_ISFIFO, "a named pipe (FIFO)"), (stat.S_ISCHR, "a character device"),
+          (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))
+
+
+def _not_regular(p: Path) -> str | None:
+    """What ``p`` is (symlinks resolved) when it exists and is not a regular file, else None."""
+    try:
+        mode = os.stat(p).st_mode
+    except OSError:  # absent, or a dangling symlink: a new file
+        return None
+    if stat.S_ISREG(mode):
+        return None
+    return next((kind for test, kind in _KINDS if test(mode)), "not a regular file")
+
+
 def check_output(path: str | os.PathLike, inputs: Iterable[str | os.PathLike] = (), overwrite: bool = True) -> Path:
-    """Refuse an output that is a folder, sits in a missing or read-only folder, is one of
-    ``inputs``, or exists while ``overwrite`` is false. Returns the path."""
+    """Refuse an output that is a folder or anything but a regular file (FIFO, device, socket;
+    also with ``overwrite``), sits in a missing or read-only folder, is one of ``inputs``, or
+    exists while ``overwrite`` is false. Returns the path."""
     p = Path(path)
     if p.is_dir():
         raise OutputError(f"cannot write {path}: it is a folder")
+    kind = _not_regular(p)
+    if kind is not None:
+        raise OutputError(f"cannot write {path}: it is {kind}, not a regular file (never replaced, even with "
+                          "--overwrite); choose a file name")
     parent = p.absolute().parent
     if not parent.is_dir():
         raise OutputError(f"cannot write {path}: folder {parent} does not exist (not writable)")
@@ -127,6 +157,7 @@ class SafeOutput:
             else:
                 self._link_no_clobber()
             self.tmp, self.committed = None, True
+            COMMITTED.append(str(self.path))
         return self.path
 
     def _link_no_clobber(self) -> None:
@@ -157,10 +188,19 @@ class SafeOutput:
 @contextlib.contextmanager
 def atomic_output(path: str | os.PathLike, inputs: Iterable[str | os.PathLike] = (),
                   overwrite: bool = True) -> Iterator[str]:
-    """``with atomic_output(path) as tmp: write(tmp)`` — ``path`` appears only if the block succeeds."""
+    """``with atomic_output(path) as tmp: write(tmp)`` — ``path`` appears only if the block succeeds.
+
+    A write that cannot complete (disk full, file too large, read-only or failing disk) becomes one
+    ``OutputError`` line naming ``path``; the temporary file is removed."""
     out = SafeOutput(path, inputs, overwrite)
     try:
         yield out.create()
         out.commit()
+    except OutputError:
+        raise
+    except OSError as exc:
+        if exc.errno not in _WRITE_ERRNOS:
+            raise
+        raise OutputError(f"cannot write {out.path}: {exc.strerror or exc}") from None
     finally:
         out.discard()

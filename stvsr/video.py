@@ -29,8 +29,19 @@ def open_video(path: str | os.PathLike):
 
 
 def iter_rgb_frames(path: str | os.PathLike, max_frames: int | None = None) -> Iterator[np.ndarray]:
-    """Decoded frames as uint8 RGB arrays ``[H, W, 3]``; corrupt data or a size change raises
-    ``VideoError`` naming the frame index."""
+    """Decoded frames as uint8 RGB arrays ``[H, W, 3]`` (FFmpeg's default conversion); corrupt data
+    or a size change raises ``VideoError`` naming the frame index."""
+    frames = iter_frames(path, max_frames)
+    try:
+        for frame in frames:
+            yield frame.to_ndarray(format="rgb24")
+    finally:
+        frames.close()
+
+
+def iter_frames(path: str | os.PathLike, max_frames: int | None = None) -> Iterator:
+    """Decoded PyAV frames, as stored (any pixel format, colour tags and side data); corrupt data
+    or a size change raises ``VideoError`` naming the frame index."""
     import av
 
     container, stream = open_video(path)
@@ -52,7 +63,7 @@ def iter_rgb_frames(path: str | os.PathLike, max_frames: int | None = None) -> I
             for frame in frames:
                 if (frame.width, frame.height) != size:
                     raise VideoError(f"{path}: frame {index} changes size to {frame.width}x{frame.height}")
-                yield frame.to_ndarray(format="rgb24")
+                yield frame
                 index += 1
                 if max_frames is not None and index >= max_frames:
                     return

@@ -176,7 +176,8 @@ def test_double_buffer_schedule_order():
     assert ("wait", COMPUTE, up0) in dev.log
     ex0 = tickets[0].executed
     assert dev.log.index(("wait", COPY, ex0)) < dev.log.index(("download", 0))
-    # Reusing slot 0 for window 2 first waits until window 0's download completed.
+    # Reusing slot 0 for window 2 first waits until window 0's download completed (and was collected).
+    sched.collect(tickets[0])
     sched.submit({"frames": np.zeros((1, 2))})
     assert dev.log.index(("sync", tickets[0].downloaded)) < max(i for i, o in enumerate(dev.log) if o[:2] == ("upload", 0))
     out = sched.collect(tickets[1])
@@ -203,6 +204,29 @@ def test_double_buffer_schedule_streams_many_windows_without_leaking_events():
         assert dev.log.index(("sync", done)) < uploads[k]
     for k in range(1, 6):   # upload of window k is enqueued before the download of window k-1
         assert uploads[k] < downloads[k - 1]
+
+
+def test_double_buffer_schedule_refuses_to_overwrite_an_uncollected_result():
+    """A third submit before the first collect would reuse slot 0 while window 0's result is still
+    there: refused before anything is enqueued, and window 0 still collects its own result."""
+    from stvsr.runtime.backends.base import BackendError
+
+    dev = RecordingDevice()
+    sched = DoubleBufferSchedule(dev)
+    first, second = (sched.submit({"frames": np.full((1, 2), float(k))}) for k in range(2))
+    logged = len(dev.log)
+    with pytest.raises(BackendError, match="overwrite the result of window 0, which has not been collected"):
+        sched.submit({"frames": np.full((1, 2), 2.0)})
+    assert len(dev.log) == logged                      # nothing uploaded, recorded or executed
+    assert sched.collect(first)[0, 0] == 0.0           # slot 0 still holds window 0
+    third = sched.submit({"frames": np.full((1, 2), 2.0)})
+    assert third.index == 2 and third.slot == 0
+    with pytest.raises(BackendError, match="already collected"):
+        sched.collect(first)
+    sched.collect(second)
+    sched.collect(third)
+    sched.close()
+    assert not dev.live
 
 
 def test_export_cli_refuses_profiles_without_tensorrt(tmp_path):

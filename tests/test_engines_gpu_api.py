@@ -105,7 +105,9 @@ def test_double_uses_names_of_the_real_tensorrt_api():
     names = so.read_bytes()
     for name in (b"clear_flag", b"TF32", b"set_timing_cache", b"create_timing_cache", b"ignore_mismatch",
                  b"set_memory_pool_limit", b"WORKSPACE", b"builder_optimization_level", b"set_input_shape",
-                 b"set_tensor_address", b"execute_async_v3"):
+                 b"set_tensor_address", b"execute_async_v3", b"add_optimization_profile", b"create_optimization_profile",
+                 b"set_shape", b"create_execution_context", b"deserialize_cuda_engine", b"num_io_tensors",
+                 b"get_tensor_name", b"get_tensor_dtype"):
         assert name in names, name
 
 
@@ -279,3 +281,78 @@ def test_engine_refuses_times_outside_its_profile():
         with pytest.raises(BackendError, match="1 to 8 new frames per gap"):
             check_times(meta, {"frames": frames, "times": bad}, 8)
     check_times(base_metadata("zsm"), {"frames": frames}, None)   # no times input: nothing to check
+
+
+# ------------------------------------------------------------------ round 2, item 4: unchecked TensorRT results
+
+class RecordingProfileBuilder:
+    """Test double of ``IBuilder``/``IOptimizationProfile``/``IBuilderConfig`` for profiles:
+    ``add_optimization_profile`` answers ``answer`` (TensorRT: the index, or -1 for an invalid profile)."""
+
+    def __init__(self, answer: int):
+        self.answer, self.shapes = answer, {}
+
+    def create_optimization_profile(self):
+        return self
+
+    def set_shape(self, name, lo, opt, hi):
+        self.shapes[name] = (lo, opt, hi)
+
+    def add_optimization_profile(self, profile):
+        return self.answer
+
+
+def test_an_optimization_profile_tensorrt_refuses_is_an_error():
+    from stvsr.engines.builder import add_profile
+    from stvsr.engines.profiles import parse_profile
+
+    meta, profile = base_metadata("stvun"), parse_profile("64x64", 16, 16)
+    ok = RecordingProfileBuilder(0)
+    assert add_profile(ok, ok, meta, profile) == 0 and set(ok.shapes) == {"frames", "times"}
+    bad = RecordingProfileBuilder(-1)
+    with pytest.raises(EngineBuildError, match="TensorRT refused the optimization profile 64x64 .*frames"):
+        add_profile(bad, bad, meta, profile)
+
+
+class EngineDouble:
+    """Test double of ``ICudaEngine``: named I/O tensors with data types; ``create_execution_context``
+    answers ``context`` (TensorRT answers None when it cannot allocate one)."""
+
+    def __init__(self, dtypes: dict, context=True):
+        self.dtypes, self.context = dtypes, context
+        self.num_io_tensors = len(dtypes)
+
+    def get_tensor_name(self, i):
+        return list(self.dtypes)[i]
+
+    def get_tensor_dtype(self, name):
+        return self.dtypes[name]
+
+    def create_execution_context(self):
+        return FakeContext() if self.context else None
+
+
+def _trt_double(engine):
+    """Just the names of the tensorrt module that ``open_engine`` uses (a test double, no TensorRT)."""
+    dtype = types.SimpleNamespace
+    runtime = types.SimpleNamespace(deserialize_cuda_engine=lambda plan: engine)
+    return types.SimpleNamespace(float32=dtype(name="FLOAT"), float16=dtype(name="HALF"), int8=dtype(name="INT8"),
+                                 Runtime=lambda logger: runtime)
+
+
+def test_engine_io_types_and_execution_context_are_checked():
+    from stvsr.runtime.backends.tensorrt import open_engine
+
+    trt = _trt_double(None)
+    with pytest.raises(BackendError, match="could not deserialize"):
+        open_engine(trt, b"plan", None, "z.plan")
+    good = EngineDouble({"frames": trt.float32, "frames_out": trt.float32})
+    trt = _trt_double(good)
+    engine, context = open_engine(trt, b"plan", None, "z.plan")
+    assert engine is good and isinstance(context, FakeContext)
+    good.dtypes["frames_out"] = trt.float16   # the backend's buffers are float32: refused, not misread
+    with pytest.raises(BackendError, match="engine tensor 'frames_out' is HALF; the TensorRT backend handles float32"):
+        open_engine(trt, b"plan", None, "z.plan")
+    trt = _trt_double(EngineDouble({"frames": trt.float32}, context=False))
+    with pytest.raises(BackendError, match="could not create an execution context"):
+        open_engine(trt, b"plan", None, "z.plan")

@@ -55,6 +55,8 @@ def _check_fp16(name, path):
     fp32 = onnx.load(str(path))
     fp16 = to_fp16(fp32)
     onnx.checker.check_model(fp16)
+    _tensorrt_compatible(fp32)
+    _tensorrt_compatible(fp16, ("none", "stvsr"))
     assert fp16.graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT
     assert fp16.graph.output[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT
     assert any(t.data_type == onnx.TensorProto.FLOAT16 for t in fp16.graph.initializer)
@@ -82,6 +84,10 @@ def _check_int8(path, target):
     if target == "tensorrt":
         assert zero_points and not any(np.any(z) for z in zero_points)  # symmetric int8
         assert all(z.dtype == np.int8 for z in zero_points)
+        # int8 weights only behind DequantizeLinear (float biases), plus every other TensorRT rule
+        assert all(inits[n.input[0]].data_type == onnx.TensorProto.INT8
+                   for n in int8.graph.node if n.op_type == "DequantizeLinear" and n.input[0] in inits)
+        _tensorrt_compatible(int8)
     else:  # uint8 activations: ONNX Runtime fuses every quantized Conv into an integer kernel
         assert zero_points and all(z.dtype == np.uint8 for z in zero_points)
         ops = _ort_optimized_ops(int8)
@@ -91,6 +97,16 @@ def _check_int8(path, target):
     ref, _ = run_ort(ort_session(fp32), feed)
     out, _ = run_ort(ort_session(int8), feed)
     assert out.shape == ref.shape and np.isfinite(out).all()
+
+
+def _tensorrt_compatible(graph: onnx.ModelProto, flavours=("none",)) -> None:
+    """``graph`` passes the static TensorRT check in each plugin flavour (none and native are the same graph;
+    zsm goes through every precision and flavour in tests/test_trt_compat.py)."""
+    from stvsr.engines.trt_compat import problems
+    from stvsr.plugins.onnx_nodes import apply_flavour
+
+    for flavour in flavours:
+        assert problems(apply_flavour(graph, flavour)[0]) == [], flavour
 
 
 def _ort_optimized_ops(model: onnx.ModelProto) -> list[str]:

@@ -14,6 +14,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 CPU_INDEX = "https://download.pytorch.org/whl/cpu"
+VENV = "python3 -m venv .venv && . .venv/bin/activate"
 
 
 def _setup_call() -> dict:
@@ -32,8 +33,9 @@ def _two_commands() -> tuple[str, str]:
     text = (ROOT / "README.md").read_text()
     block = text.split("## Two commands", 1)[1].split("```bash", 1)[1].split("```", 1)[0]
     lines = [ln for ln in block.splitlines() if ln.strip() and not ln.startswith("#")]
-    assert len(lines) == 2, lines
-    return lines[0], lines[1]
+    assert lines[0] == VENV, lines  # the commands run in a virtual environment (issue 16, item 15)
+    assert len(lines) == 3, lines
+    return lines[1], lines[2]
 
 
 def _pip_installs(command: str) -> list[str]:
@@ -65,4 +67,39 @@ def test_gpu_install_is_documented_and_consistent():
     assert re.match(r"tensorrt-cu13-bindings==11\.4\.0\.106;", bindings)     # the same TensorRT as on the GPU
     readme = (ROOT / "README.md").read_text()
     assert 'python -m pip install -e ".[test,gpu]" --extra-index-url https://pypi.nvidia.com' in readme
-    assert "R580" in readme and "bash benchmarks/gpu_session.sh" in readme
+    assert "R580" in readme and "bash benchmarks/gpu_check.sh" in readme
+
+
+def test_newcomer_facts_links_and_messages_match_the_readme():
+    """Issue 16, items 14-15: official sources with links, times and size stated, the real GPU install
+    in the TensorRT errors, the first command's output ignored by git."""
+    from stvsr.export.weights import OFFICIAL_SOURCES
+    from stvsr.install_hints import GPU_INSTALL
+
+    readme = (ROOT / "README.md").read_text()
+    intro = readme.split("## Two commands", 1)[0]
+    for name, (repo, weights) in OFFICIAL_SOURCES.items():
+        row = next(ln for ln in intro.splitlines() if ln.startswith(f"| `{name}` |"))
+        assert f"]({repo})" in row, row                                   # the authors' repository, linked
+        for url in re.findall(r"https://\S+", weights):
+            assert url.rstrip(")") in row, (url, row)                     # and the released-model link
+    two = readme.split("## Two commands", 1)[1].split("## Weights", 1)[0]
+    for fact in ("203 s", "3 min 41 s", "16 min", "2.6 GB"):
+        assert fact in two, fact
+    assert f"python -m {GPU_INSTALL.replace('.[gpu]', '.[test,gpu]')}" in readme
+    for path in ("stvsr/runtime/backends/tensorrt.py", "stvsr/engines/builder.py"):
+        source = (ROOT / path).read_text()
+        assert "pip install tensorrt" not in source and "GPU_INSTALL" in source, path
+    ignored = (ROOT / ".gitignore").read_text().splitlines()
+    assert "carphone_zsm.mp4" in ignored and "/.venv/" in ignored
+
+
+def test_no_weights_error_names_the_official_source(tmp_path, monkeypatch):
+    import pytest
+
+    from stvsr.export.weights import OFFICIAL_SOURCES, resolve_weights
+
+    monkeypatch.setenv("STVSR_HOME", str(tmp_path))
+    for name, (repo, _) in OFFICIAL_SOURCES.items():
+        with pytest.raises(FileNotFoundError, match=re.escape(repo)):
+            resolve_weights(name, None, False)

@@ -23,7 +23,8 @@ def markdown(result: dict) -> str:
     lines = [
         f"# stvsr benchmark ({result['mode']} mode)", "",
         f"Machine: {m['cpu']}, {m['cpu_count']} CPUs, torch {m['torch']} ({m['torch_threads']} threads), "
-        f"onnxruntime {m.get('onnxruntime')}, tensorrt {m.get('tensorrt') or 'absent'}; {m['platform']}.",
+        f"onnxruntime {m.get('onnxruntime')}, tensorrt {m.get('tensorrt') or 'absent'}; {m['platform']}"
+        + (f"; GPU {m['gpu']} (the pytorch-cuda rows)." if m.get("gpu") else "."),
         f"Matrix-multiply peak measured in this run: {result['matmul_peak_gflops']:.1f} GFLOP/s "
         f"(float32 2048x2048 matmul, best of PyTorch {result['matmul_gflops']['pytorch']:.1f} and ONNX Runtime "
         f"{result['matmul_gflops']['onnxruntime']:.1f}).",

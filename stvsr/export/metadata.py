@@ -94,12 +94,21 @@ class ModelMetadata:
                 or not all(is_num(p) and 0 <= p <= self.window - 1 for p in self.output_positions)):
             raise bad(f"output_positions must be a non-empty list of numbers from 0 to {self.window - 1}, "
                       f"not {self.output_positions!r}")
+        if any(b <= a for a, b in zip(self.output_positions, self.output_positions[1:])):
+            raise bad(f"output_positions must be strictly increasing (the graph's outputs in time order, each "
+                      f"time once), not {self.output_positions!r}")
         if not is_int(self.scale) or not 1 <= self.scale <= MAX_SCALE:
             raise bad(f"scale must be an integer from 1 to {MAX_SCALE}, not {self.scale!r}")
         if not is_int(self.size_multiple) or not 1 <= self.size_multiple <= MAX_MULTIPLE:
             raise bad(f"size_multiple must be an integer from 1 to {MAX_MULTIPLE}, not {self.size_multiple!r}")
         if self.time_gap is not None and (not is_int(self.time_gap) or not 0 <= self.time_gap <= self.window - 2):
-            raise bad(f"time_gap must be null or an integer from 0 to {self.window - 2}, not {self.time_gap!r}")
+            if self.window < 2:
+                raise bad(f"time_gap must be null for a window of 1 frame (no gap between frames), "
+                          f"not {self.time_gap!r}")
+            gaps = ("0 (a window of 2 frames has one gap, between its frames 0 and 1)" if self.window == 2 else
+                    f"the index of the frame that starts the gap, 0 to {self.window - 2} (a window of "
+                    f"{self.window} frames has {self.window - 1} gaps)")
+            raise bad(f"time_gap must be null or {gaps}, not {self.time_gap!r}")
         if not isinstance(self.flow_inputs, list) or not all(isinstance(f, str) and f for f in self.flow_inputs):
             raise bad(f"flow_inputs must be a list of input names, not {self.flow_inputs!r}")
         pairs_ok = isinstance(self.flow_pairs, list) and len(self.flow_pairs) == len(self.flow_inputs) and all(

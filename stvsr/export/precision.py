@@ -11,6 +11,9 @@ TensorRT 11 takes precision from the graph itself, so the conversion happens her
   are excluded from quantization. Two targets (``INT8_TARGETS``):
 
   - ``tensorrt``: symmetric int8 weights and activations (zero points 0), what TensorRT takes.
+    Biases stay float (TensorRT's ``IDequantizeLayer`` takes int8/fp8/int4/fp4, not ONNX Runtime's
+    int32 biases), and ``ConvTranspose`` weights are quantized per tensor (TensorRT has no
+    per-output-channel quantization for deconvolution, the axis ONNX Runtime writes).
   - ``cpu``: uint8 activations with zero points (asymmetric), symmetric int8 weights per channel.
     ONNX Runtime's CPU provider fuses a Q/DQ Conv into one integer kernel only for uint8
     activations in this form; with int8 activations it keeps every Conv whose input also feeds
@@ -176,6 +179,28 @@ def tensorrt_refusal(meta) -> str | None:
     return None
 
 
+def tensorrt_quant_options(model: onnx.ModelProto, exclude: Iterable[str] = ()) -> dict:
+    """ONNX Runtime ``quantize_static`` extra options that keep a QDQ graph parseable by TensorRT.
+
+    * ``QuantizeBias: False``: ONNX Runtime otherwise stores each Conv/ConvTranspose bias as int32
+      behind a ``DequantizeLinear``; TensorRT's ``IDequantizeLayer`` takes int8, fp8, int4 and fp4
+      only (TensorRT 11.4 docstring; onnx-tensorrt's operator list: DequantizeLinear INT8/FP8/FP4/INT4;
+      onnx/onnx-tensorrt#850). Float biases are what TensorRT fuses into its INT8 convolutions.
+    * ``ConvTranspose`` weights per tensor: ONNX Runtime quantizes them per channel along axis 1 (the
+      output channels, microsoft/onnxruntime#19996), which TensorRT does not support: "We don't support
+      per-output-channel quant for ConvTranspose" (a TensorRT maintainer, NVIDIA/TensorRT#2380; its
+      deconvolution kernels assume per-input-channel scales, NVIDIA/TensorRT#1694, and such graphs failed
+      to build, onnx/onnx-tensorrt#751). Per-tensor scales are supported by every TensorRT layer.
+    """
+    skip = set(exclude)
+    inits = {t.name for t in model.graph.initializer}
+    deconv_weights = sorted({n.input[1] for n in model.graph.node
+                             if n.op_type == "ConvTranspose" and n.name not in skip and len(n.input) > 1
+                             and n.input[1] in inits})
+    return {"QuantizeBias": False,
+            "TensorQuantOverrides": {w: [{"symmetric": True}] for w in deconv_weights}}
+
+
 def to_int8(model: onnx.ModelProto, calibration: Iterable[dict[str, np.ndarray]],
             target: str = "tensorrt") -> onnx.ModelProto:
     """Explicitly quantized copy for ``target`` (see the module docstring), FP32 islands excluded."""
@@ -191,6 +216,9 @@ def to_int8(model: onnx.ModelProto, calibration: Iterable[dict[str, np.ndarray]]
     model = onnx.ModelProto.FromString(model.SerializeToString())
     _name_nodes(model)
     exclude = sorted(fp32_island(model))
+    extra = {"ActivationSymmetric": not cpu, "WeightSymmetric": True}
+    if not cpu:
+        extra.update(tensorrt_quant_options(model, exclude))
     root = logging.getLogger()
     level = root.level
     root.setLevel(logging.ERROR)  # quantize_static logs pre-processing advice on the root logger
@@ -203,7 +231,7 @@ def to_int8(model: onnx.ModelProto, calibration: Iterable[dict[str, np.ndarray]]
                 activation_type=QuantType.QUInt8 if cpu else QuantType.QInt8, weight_type=QuantType.QInt8,
                 per_channel=True, nodes_to_exclude=exclude, calibrate_method=CalibrationMethod.MinMax,
                 op_types_to_quantize=["Conv", "ConvTranspose", "MatMul", "Gemm"],
-                extra_options={"ActivationSymmetric": not cpu, "WeightSymmetric": True},
+                extra_options=extra,
             )
             return onnx.load(dst)
     finally:

@@ -1,4 +1,7 @@
-"""Compare an exported graph on ONNX Runtime (CPU) with the PyTorch module it came from."""
+"""Compare an exported graph on ONNX Runtime (CPU) with the PyTorch module it came from.
+
+An output with NaN or Inf values fails verification (``NonFiniteOutput``): errors and PSNR of such
+an output would read "nan" and pass no threshold test."""
 from __future__ import annotations
 
 import time
@@ -7,6 +10,20 @@ from dataclasses import dataclass
 import numpy as np
 import onnx
 import torch
+
+
+class NonFiniteOutput(ValueError):
+    """A graph or module that returned NaN or Inf values on the verification input."""
+
+
+def require_finite(out: np.ndarray, what: str) -> np.ndarray:
+    """Return ``out``, or raise ``NonFiniteOutput`` (one line naming ``what``) if any value is NaN/Inf."""
+    finite = np.isfinite(out)
+    if not finite.all():
+        bad = int(finite.size - np.count_nonzero(finite))
+        raise NonFiniteOutput(f"verification failed: {what} returned {bad} NaN/Inf values of {finite.size} on the "
+                              "check input (broken weights or graph)")
+    return out
 
 
 @dataclass
@@ -44,12 +61,15 @@ def ort_session(model: onnx.ModelProto | str, threads: int = 0):
 
 
 def run_ort(session, inputs: dict[str, torch.Tensor]) -> tuple[np.ndarray, float]:
+    """The graph's output on ONNX Runtime and its time; NaN/Inf in it raise ``NonFiniteOutput``."""
     feed = {k: v.numpy() for k, v in inputs.items()}
     start = time.perf_counter()
     out = session.run(None, feed)[0]
-    return out, time.perf_counter() - start
+    seconds = time.perf_counter() - start
+    return require_finite(out, "the exported graph on ONNX Runtime"), seconds
 
 
 def run_torch(module: torch.nn.Module, inputs: dict[str, torch.Tensor]) -> np.ndarray:
+    """The PyTorch module's output; NaN/Inf in it raise ``NonFiniteOutput``."""
     with torch.no_grad():
-        return module(*inputs.values()).numpy()
+        return require_finite(module(*inputs.values()).numpy(), "the PyTorch network")

@@ -12,6 +12,27 @@ from stvsr.models.checkpoint import sha256_file
 
 CACHE_ENV = "STVSR_HOME"
 
+# Where each network's official checkpoint is published: the authors' repository and the
+# released-model link as that repository's README gives it (README table "Weights" says the same).
+OFFICIAL_SOURCES = {
+    "zsm": ("https://github.com/Mukosame/Zooming-Slow-Mo-CVPR-2020",
+            "https://github.com/Mukosame/Zooming-Slow-Mo-CVPR-2020/blob/master/experiments/pretrained_models/"
+            "xiang2020zooming.pth (or Google Drive: https://drive.google.com/open?id=1xeOoZclGeSI1urY6mVCcApfCqOPgxMBK)"),
+    "stvun": ("https://github.com/JaeYeonKang/STVUN-Pytorch",
+              "the README's \"pretrained model\" Google Drive link (Quickstart, step 4)"),
+    "starnet": ("https://github.com/alterzero/STARnet",
+                "https://drive.google.com/drive/folders/1cLZhlx4PLhF75qIZYxuVKLRKzN5_6i8r "
+                "(the README's \"Pretrained Model and Testset\" folder)"),
+    "fmu": ("https://github.com/saikatdutta/FMU_STSR",
+            "checkpoints/gridnet/stsr-21-11279.pth in that repository"),
+}
+
+
+def official_source(name: str) -> str:
+    """One phrase: where the official checkpoint of ``name`` is published."""
+    repo, weights = OFFICIAL_SOURCES.get(name, ("", ""))
+    return f"official source {repo}, weights: {weights}" if repo else ""
+
 
 def cache_dir() -> Path:
     """``$STVSR_HOME/weights``, default ``~/.cache/stvsr/weights``."""
@@ -59,7 +80,8 @@ def resolve_weights(name: str, weights: str | None, random_weights: bool) -> Wei
         if not wanted.is_file():
             raise FileNotFoundError(
                 f"no weights for {name}: put the official checkpoint {models.info(name).weights_file} in "
-                f"{wanted.parent} (or set ${CACHE_ENV}), pass --weights PATH, or --random-weights for a test export")
+                f"{wanted.parent} (or set ${CACHE_ENV}), pass --weights PATH, or --random-weights for a test export"
+                f"; {official_source(name)}")
         weights = str(wanted)
     if not os.path.isfile(weights):
         raise FileNotFoundError(f"weights file not found: {weights}")

@@ -3,7 +3,9 @@
 Checkpoint files are untrusted: they are read with ``torch.load(weights_only=True)`` and only a
 few harmless types are allow-listed. A state dict is accepted with a DataParallel ``module.``
 prefix and inside the usual wrappers; anything else fails with a readable account of the
-missing, unexpected and mis-shaped keys.
+missing, unexpected and mis-shaped keys. Values are checked too: a non-float tensor (e.g. int32)
+where the network has a float parameter or buffer, and NaN/Inf values, are refused naming the
+first such key.
 """
 from __future__ import annotations
 
@@ -95,7 +97,25 @@ def load_state_dict_strict(model: nn.Module, sd: Mapping[str, torch.Tensor], nam
         if shaped:
             parts.append(f"{len(shaped)} mis-shaped ({_few(shaped)})")
         raise CheckpointError(f"checkpoint does not fit {name}: " + "; ".join(parts))
+    check_values(own, sd, name)
     model.load_state_dict({k: v.to(own[k].dtype) for k, v in sd.items()}, strict=True)
+
+
+def check_values(own: Mapping[str, torch.Tensor], sd: Mapping[str, torch.Tensor], name: str = "model") -> None:
+    """Refuse a non-float tensor where ``own`` (the network's state dict) holds floats, and any
+    NaN/Inf value, naming the first such key (in the network's order)."""
+    for key, mine in own.items():
+        value = sd[key]
+        if not mine.is_floating_point():
+            continue
+        if not value.is_floating_point():
+            raise CheckpointError(f"checkpoint key {key} holds {str(value.dtype).replace('torch.', '')} values where "
+                                  f"{name} has a {str(mine.dtype).replace('torch.', '')} tensor; not a checkpoint "
+                                  "of this network (or a broken one)")
+        if not bool(torch.isfinite(value).all()):
+            bad = int((~torch.isfinite(value)).sum())
+            raise CheckpointError(f"checkpoint key {key} holds {bad} NaN/Inf values of {value.numel()}; "
+                                  "the weights are broken (a diverged training run?)")
 
 
 def sha256_file(path: str | os.PathLike) -> str:

@@ -8,6 +8,8 @@
   (``python -m stvsr.plugins build --arch 80,86,89,90 -o DIR``), look a kernel up for a GPU
   (prebuilt or compiled) and fingerprint the PTX that goes into an engine.
 * :mod:`stvsr.plugins.cuda_device`: the current GPU's name and compute capability (cuda-bindings).
+* :mod:`stvsr.plugins.ptx_launch`: TensorRT's launch layout for a kernel, and loading and launching
+  the AOT PTX with cuda-bindings (the GPU check, ``benchmarks/gpu_kernels.py``).
 * :mod:`stvsr.plugins.trt`: ``tensorrt.plugin`` registration (imports TensorRT; import it only
   where TensorRT is installed, or call :func:`register_tensorrt`).
 * :mod:`stvsr.plugins.onnx_nodes`: plugin nodes and the portable-to-plugin graph rewrite.

@@ -209,19 +209,75 @@ def _prebuilt(directory: str, key: str, arch: int) -> Kernel | None:
     return None
 
 
+HOME_ENV = "STVSR_HOME"     # the same root as the weights folder (stvsr.export.weights)
+
+
+def ptx_cache_dir() -> Path:
+    """``$STVSR_HOME/cache/ptx`` (default ``~/.cache/stvsr/cache/ptx``): PTX compiled on earlier runs."""
+    root = os.environ.get(HOME_ENV) or os.path.join(os.path.expanduser("~"), ".cache", "stvsr")
+    return Path(root) / "cache" / "ptx"
+
+
+@functools.lru_cache(maxsize=None)
+def _source_digest() -> str:
+    """sha256 of the kernels' Triton sources and of this module (which post-processes the PTX)."""
+    from . import kernels
+
+    h = hashlib.sha256()
+    for f in sorted(Path(kernels.__file__).parent.glob("*.py")) + [Path(__file__)]:
+        h.update(f.name.encode() + b"\0" + f.read_bytes())
+    return h.hexdigest()
+
+
+def ptx_cache_file(variant: configs.Variant, arch: int, triton_version: str) -> Path:
+    """Where the PTX of ``variant`` for ``arch`` compiled by Triton ``triton_version`` is cached. The name
+    covers the Triton version, the architecture, the kernel configuration (signature, constexprs, warps,
+    stages) and the kernel sources, so a change to any of them compiles afresh."""
+    blob = json.dumps([triton_version, arch, variant.key, variant.signature, variant.constexprs, variant.num_warps,
+                       variant.num_stages, _source_digest()], sort_keys=True)
+    digest = hashlib.sha256(blob.encode()).hexdigest()[:20]
+    return ptx_cache_dir() / f"triton-{triton_version}" / f"sm_{arch}" / f"{variant.key}-{digest}.json"
+
+
+def _read_cached(path: Path) -> Kernel | None:
+    try:
+        d = json.loads(path.read_text())
+        return Kernel(d["entry"].encode(), d["ptx"].encode(), int(d["block_x"]), int(d["shared"]), d["triton"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None   # missing or unreadable: compile again (and rewrite it)
+
+
+def _write_cached(path: Path, k: Kernel) -> None:
+    from stvsr.outfile import atomic_output
+
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_output(path) as tmp:     # written under a temporary name and renamed: never half a file
+            Path(tmp).write_text(json.dumps({"entry": k.entry.decode(), "ptx": k.ptx.decode(), "block_x": k.block_x,
+                                             "shared": k.shared, "triton": k.triton}))
+    except OSError:
+        pass    # a cache that cannot be written only costs a compilation next time
+
+
 @functools.lru_cache(maxsize=None)
 def _compiled(key: str, arch: int) -> Kernel:
+    """Compiled once per machine: from the PTX cache on disk, else by Triton now (then cached)."""
     import triton
 
     variant = next(v for v in configs.variants() if v.key == key)
+    path = ptx_cache_file(variant, arch, triton.__version__)
+    if (cached := _read_cached(path)) is not None:
+        return cached
     cv = compile_variant(variant, arch)
-    return Kernel(cv.name.encode(), cv.ptx.encode(), cv.block_x, cv.shared, triton.__version__)
+    kernel = Kernel(cv.name.encode(), cv.ptx.encode(), cv.block_x, cv.shared, triton.__version__)
+    _write_cached(path, kernel)
+    return kernel
 
 
 def kernel_for(variant: configs.Variant, arch: int) -> Kernel:
     """The PTX of ``variant`` for compute capability ``arch``: from the prebuilt directory named by
-    ``$STVSR_PLUGIN_PTX_DIR`` (``python -m stvsr.plugins build``) when it has it, else compiled by
-    Triton now (needs triton at engine-build time only). Cached per process."""
+    ``$STVSR_PLUGIN_PTX_DIR`` (``python -m stvsr.plugins build``) when it has it, else from the PTX cache
+    (:func:`ptx_cache_dir`) or compiled by Triton now (needs triton at engine-build time only)."""
     prebuilt = _prebuilt_dir()
     if prebuilt is not None:
         found = _prebuilt(str(prebuilt.resolve()), variant.key, arch)

@@ -47,6 +47,23 @@ _INT_ATTRS = {
 _STR_ATTRS = {DEFORM_CONV: (), BACKWARD_WARP: ("padding_mode",), GRID_SAMPLE: ("padding_mode",)}
 _INPUTS = {DEFORM_CONV: ("x", "weight", "offset", "bias", "mask"), BACKWARD_WARP: ("x", "flow"),
            GRID_SAMPLE: ("x", "grid")}
+PLUGIN_VERSION = "1"                     # the version ``trtp.register`` gives each plugin (stvsr.plugins.trt)
+COORD_INPUTS = frozenset({"flow", "grid"})   # sampling coordinates: always FP32
+DATA_TYPES = (TensorProto.FLOAT, TensorProto.FLOAT16)   # every other input and the output (stvsr.plugins.trt autotune)
+
+
+def declared_inputs(op: str) -> tuple[str, ...]:
+    """Input names of plugin ``op``, in the order of its registration."""
+    return _INPUTS[op]
+
+
+def declared_attributes(op: str) -> dict[str, int]:
+    """Attribute name -> ``onnx.AttributeProto`` type of plugin ``op``: the plugin fields its registration
+    declares, plus the parser's ``plugin_namespace`` (and ``aot``, which picks the implementation)."""
+    attrs = {n: onnx.AttributeProto.INT for n in _INT_ATTRS[op]}
+    attrs.update({n: onnx.AttributeProto.STRING for n in _STR_ATTRS[op]})
+    attrs.update(plugin_namespace=onnx.AttributeProto.STRING, aot=onnx.AttributeProto.INT)
+    return attrs
 
 
 def register_onnx_schemas() -> None:

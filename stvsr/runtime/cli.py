@@ -6,17 +6,16 @@ from pathlib import Path
 
 import click
 
+from stvsr import cli_signals
 from stvsr.cli_common import version_option
 
 
-EXIT_ERROR, EXIT_USAGE, EXIT_SIGINT, EXIT_SIGTERM = 1, 2, 130, 143  # documented in README (stvsr-run)
-
-
-class Terminated(KeyboardInterrupt):
-    """SIGTERM, raised in the main thread so the same clean-up as Ctrl-C runs (exit 143)."""
+# Documented in README (stvsr-run): 0, 1, 2, and 128+N for signal N (130 SIGINT, 143 SIGTERM); stvsr.cli_signals.
+EXIT_ERROR, EXIT_USAGE, EXIT_SIGINT, EXIT_SIGTERM = 1, 2, 130, 143
 
 
 def _fail(message: str, code: int = EXIT_ERROR) -> None:
+    cli_signals.active().settle()  # the outcome is decided: a later signal does not add a second line
     click.echo(f"stvsr-run: error: {message}", err=True)
     sys.exit(code)
 
@@ -25,40 +24,19 @@ def _say(message: str) -> None:
     click.echo(f"stvsr-run: {message}", err=True)
 
 
-_written: list[str] = []  # outputs this process completed (a later signal says so instead of "no output")
-
-
-def _interrupted(terminated: bool, output: str | None) -> None:
-    code, what = (EXIT_SIGTERM, "terminated") if terminated else (EXIT_SIGINT, "interrupted")
-    if output is not None:
-        _fail(f"{what} after {output} was completely written", code)
-    _fail(f"{what}; no output written", code)
-
-
-class _RunCommand(click.Command):
+class _RunCommand(cli_signals.SignalSafeCommand):
     """Signals while click itself runs (parsing the command line, or after the command returned)
-    also end in one line and exit 130/143, not click's "Aborted!" with exit 1 or a bare SIGTERM."""
+    also end in one line and exit 128+N, not click's "Aborted!" with exit 1 or a bare SIGTERM."""
 
-    def main(self, *args, **kwargs):
-        import signal
+    prog, nothing_written = "stvsr-run", "no output written"
 
-        if kwargs.get("standalone_mode", True) is False:
-            return super().main(*args, **kwargs)
 
-        def _on_term(signum, frame):
-            raise Terminated
+def _check_input(path: str) -> None:
+    """A missing or unreadable input is reported before the model loads (a cheap open, no decoding)."""
+    from stvsr.video import open_video
 
-        previous = signal.signal(signal.SIGTERM, _on_term)
-        try:
-            code = super().main(*args, **{**kwargs, "standalone_mode": False})
-        except click.exceptions.Abort as exc:
-            _interrupted(isinstance(exc.__cause__, Terminated), _written[-1] if _written else None)
-        except click.ClickException as exc:
-            exc.show()
-            sys.exit(exc.exit_code)
-        finally:
-            signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
-        sys.exit(code if isinstance(code, int) else 0)
+    container, _ = open_video(path)
+    container.close()
 
 
 def _memory(value: str) -> int | None:
@@ -78,14 +56,16 @@ def default_output(input_path: str) -> str:
 @click.command(cls=_RunCommand, context_settings={"help_option_names": ["-h", "--help"]})
 @version_option("stvsr-run")
 @click.argument("model", type=click.Path(dir_okay=False))
-@click.argument("input", type=click.Path(dir_okay=False))
-@click.option("-o", "--output", type=click.Path(dir_okay=False), default=None,
-              help="Output video. Default: INPUT's name with .stvsr.mp4.")
+@click.argument("inputs", nargs=-1, required=True, metavar="INPUT...", type=click.Path())
+@click.option("-o", "--output", type=click.Path(), default=None,
+              help="Output video. Default: INPUT's name with .stvsr.mp4. With several inputs or a folder: the "
+                   "folder each output goes to as INPUT-NAME.mp4 (outputs already there are skipped).")
 @click.option("-y", "--overwrite", is_flag=True, help="Replace OUTPUT if it exists (never the input).")
 @click.option("--factor", type=click.IntRange(0, 64), default=None,
               help="New frames per gap between input frames (output fps = input fps x (factor+1)). "
-                   "Models with a times input (stvun, fmu) take any value, default 1; "
-                   "fixed-midpoint models (zsm, starnet) only their own (1).")
+                   "Models with a times input (stvun, fmu) take 1 or more, default 1; fixed-midpoint models "
+                   "(zsm, starnet) only their own number, 1, the default. 0 (no new frames) is refused by both; "
+                   "it only suits a model that makes no new frames.")
 @click.option("--backend", type=click.Choice(["auto", "onnxruntime", "tensorrt"]), default="auto", show_default=True,
               help="auto: .onnx -> ONNX Runtime, .plan/.engine -> TensorRT.")
 @click.option("--providers", default="CPUExecutionProvider", show_default=True,
@@ -101,36 +81,64 @@ def default_output(input_path: str) -> str:
 @click.option("--codec", default="libx264", show_default=True, help="Output video codec (any FFmpeg encoder in PyAV).")
 @click.option("--crf", type=click.IntRange(0, 63), default=18, show_default=True, help="Constant rate factor (quality).")
 @click.option("--preset", default="medium", show_default=True, help="Encoder preset (x264/x265).")
-@click.option("--pix-fmt", default="yuv420p", show_default=True, help="Output pixel format.")
+@click.option("--pix-fmt", default="auto", show_default=True,
+              help="Output pixel format. auto: the input's chroma layout and bit depth (10-bit and HDR kept; RGB "
+                   "input: RGB, or 4:4:4 YUV of at least 10 bits where the encoder takes no RGB), or the nearest "
+                   "format the encoder takes.")
 @click.option("--flow", type=click.Choice(["farneback", "dis"]), default="farneback", show_default=True,
               help="Optical flow for models that take flows (starnet).")
 @click.option("--dense-windows", is_flag=True, help="Slide fixed-output windows by one frame (more context, slower).")
 @click.option("--frames", "max_frames", type=click.IntRange(1), default=None, help="Only the first N input frames.")
+@click.option("--scene-cuts", default="auto", show_default=True, metavar="auto|off|FILE",
+              help="Plan each shot like a video of its own (no window across a cut; the new frames at a cut repeat "
+                   "the frame before it). auto: detect hard cuts (PySceneDetect); off: one shot; FILE: cut frame "
+                   "numbers from 0, one per line (# comments), or PySceneDetect's scene-list CSV.")
 @click.option("--no-audio", is_flag=True, help="Do not copy audio and subtitle streams.")
+@click.option("--segment-frames", type=click.IntRange(1), default=1000, show_default=True,
+              help="Split a longer video (at shot cuts first) into segments of about N input frames, each encoded "
+                   "to a part in the work folder and joined by stream copy; a rerun resumes from the finished parts.")
+@click.option("--work-dir", type=click.Path(file_okay=False), default=None,
+              help="Folder for the parts and their manifest. Default: .OUTPUT-NAME.stvsr-parts beside the output.")
+@click.option("--keep-parts", is_flag=True, help="Keep the work folder after a successful join.")
+@click.option("--workers", type=click.IntRange(1, 1024), default=1, show_default=True,
+              help="Segments computed at once, as Ray tasks when more than 1 (needs the ray extra).")
+@click.option("--ray", "ray_address", is_flag=False, flag_value="local", default=None, metavar="[ADDRESS]",
+              help="Run segments as Ray tasks: local (start Ray here), auto, HOST:PORT or ray://HOST:PORT "
+                   "(a cluster whose nodes all see MODEL, INPUT and the work folder at the same paths).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar or summary.")
-def main(model, input, output, overwrite, factor, backend, providers, threads, tile, tile_overlap, max_memory, codec, crf, preset, pix_fmt,
-         flow, dense_windows, max_frames, no_audio, quiet):
+def main(model, inputs, output, overwrite, factor, backend, providers, threads, tile, tile_overlap, max_memory, codec, crf, preset, pix_fmt,
+         flow, dense_windows, max_frames, no_audio, quiet, segment_frames, work_dir, keep_parts, workers, ray_address, scene_cuts):
     """Super-resolve INPUT in space (x4) and time with MODEL (.onnx from stvsr-export, or a TensorRT .plan).
+    Several inputs, or a folder of videos, are run one after another with the model loaded once.
 
     \b
     Examples:
       stvsr-run zsm.onnx clip.mp4
       stvsr-run stvun-fp16.onnx clip.mp4 --factor 3 -o clip_x4_120fps.mp4
       stvsr-run zsm-fp16.plan clip.mp4 --tile 256
+      stvsr-run zsm.onnx episodes/ -o upscaled/
     """
-    import signal
-
-    received: list[int] = []
-
-    def _on_signal(signum, frame):  # SIGTERM cleans up like Ctrl-C: no partial output is left behind
-        received.append(signum)
-        raise Terminated if signum == signal.SIGTERM else KeyboardInterrupt
-
-    previous = {sig: signal.signal(sig, _on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    guard = cli_signals.active()  # SIGINT, SIGTERM, SIGHUP, ... raise here: the clean-up of Ctrl-C runs for all
     bar = None
     out = None
+    input, output_dir = inputs[0], output  # several inputs (or a folder) run as a batch below
     output = output or default_output(input)
-    status = (lambda message: None) if quiet else _say
+    def status(message: str) -> None:
+        # Warnings (a truncated input) are printed even with -q; a message never goes into the bar's line.
+        if quiet and not message.startswith("warning:"):
+            return
+        if bar is not None and not bar.disable:
+            bar.clear()
+            _say(message)
+            bar.refresh()
+        else:
+            _say(message)
+
+    def end_bar() -> None:
+        nonlocal bar
+        if bar is not None:
+            bar.close()
+            bar = None
 
     def progress_factory(windows: int):
         nonlocal bar
@@ -138,48 +146,88 @@ def main(model, input, output, overwrite, factor, backend, providers, threads, t
             return lambda k: None
         from tqdm import tqdm
 
-        # smoothing=0: the ETA is the average time per window so far (the first window includes warm-up)
-        bar = tqdm(total=windows, unit="window", desc="stvsr-run", dynamic_ncols=True, file=sys.stderr, smoothing=0)
+        # smoothing=0: the ETA is the average time per window so far (the first window includes warm-up);
+        # disable=None: no bar at all when stderr is not a terminal (a log file gets the messages only)
+        bar = tqdm(total=windows, unit="window", desc="stvsr-run", dynamic_ncols=True, file=sys.stderr, smoothing=0,
+                   disable=None)
         return bar.update
 
     try:  # everything from here on, imports included, ends in one line and a documented exit code
         from stvsr.outfile import SafeOutput
         from stvsr.runtime.backends import open_backend
-        from stvsr.runtime.pipeline import RunOptions, upscale_video
+        from stvsr.runtime.driver import LongRunOptions, ModelSource, run_video
+        from stvsr.runtime.pipeline import RunOptions
+        from stvsr.runtime.batch import BatchError, is_batch, plan_batch, run_batch
+        from stvsr.runtime.shots import load_spec
         from stvsr.runtime.video_io import check_encoder
 
         opts = RunOptions(factor=factor, tile=tile, tile_overlap=tile_overlap, codec=codec, crf=crf, preset=preset,
                           pix_fmt=pix_fmt, flow=flow, dense=dense_windows, max_frames=max_frames,
-                          copy_streams=not no_audio, max_memory=max_memory)
+                          copy_streams=not no_audio, max_memory=max_memory, scene_cuts=load_spec(scene_cuts))
+        source = ModelSource(model, backend, tuple(p for p in providers.split(",") if p), threads)
+        long = LongRunOptions(segment_frames, work_dir, keep_parts, workers,
+                              None if ray_address is None else ("" if ray_address == "local" else ray_address))
+
+        def run_one(runner, path: str, target: SafeOutput) -> None:
+            """One input into ``target``, then its summary line (alone or in a batch)."""
+            report = run_video(runner, source, path, target, opts, long, progress_factory, status=status)
+            end_bar()
+            if not quiet:
+                click.echo(f"stvsr-run: wrote {report.output}: {report.output_frames} frames "
+                           f"({report.input_frames} in, factor {report.factor}), {report.size_out[0]}x{report.size_out[1]} "
+                           f"at {float(report.fps_out):.3f} fps in {report.seconds:.1f} s "
+                           f"({report.output_frames / report.seconds:.3g} frames/s)"
+                           f"{'' if scene_cuts == 'off' else f', {report.cuts} scene cut' + 's' * (report.cuts != 1)}",
+                           err=True)
+                if report.variable_rate:
+                    _say("the input has a variable frame rate: its real timestamps were kept (new frames at the "
+                         f"fractions of each real gap; {float(report.fps_out):.3f} fps is the average)")
+
+        if is_batch(inputs, output_dir):  # several videos: each one as a single input would run, one model load
+            items = plan_batch(inputs, output_dir, default_output)  # refused before the model loads
+            if len(items) > 1 and (work_dir or not isinstance(opts.scene_cuts, str)):
+                raise BatchError(f"--{'work-dir' if work_dir else 'scene-cuts FILE'} is for one input; with several "
+                                 "inputs leave it out (each output gets its own work folder; cuts: auto or off)")
+            check_encoder(codec, pix_fmt, preset)
+            status(f"loading model {model}")
+            with open_backend(model, backend, [p for p in providers.split(",") if p], threads) as runner:
+                def process(item) -> None:
+                    target = SafeOutput(item.output, [item.input, model], overwrite)
+                    guard.watch(target.path)
+                    try:
+                        _check_input(item.input)
+                        run_one(runner, item.input, target)
+                    finally:
+                        end_bar()  # a failed input's bar ends before its line
+
+                done = run_batch(items, process, overwrite, status, lambda exc: guard.signal_of(exc) is not None)
+            if not quiet or done.failed:
+                _say(f"{len(items)} inputs: {len(done.written)} written, {len(done.skipped)} already there, "
+                     f"{len(done.failed)} failed")
+            for path, reason in done.failed:
+                _say(f"failed: {path}: {reason}")
+            if done.failed:
+                _fail(f"{len(done.failed)} of {len(items)} inputs failed (listed above)")
+            return
         out = SafeOutput(output, [input, model], overwrite)  # refused before the model loads
+        guard.watch(out.path)
         check_encoder(codec, pix_fmt, preset)                # so are unknown encoder settings
+        _check_input(input)                                  # and a missing or unreadable input
         status(f"loading model {model}")
         with open_backend(model, backend, [p for p in providers.split(",") if p], threads) as runner:
-            report = upscale_video(runner, input, out, opts, progress_factory, status=status)
-        _written.append(str(report.output))
-        if bar is not None:
-            bar.close()
-        if not quiet:
-            click.echo(f"stvsr-run: wrote {report.output}: {report.output_frames} frames "
-                       f"({report.input_frames} in, factor {report.factor}), {report.size_out[0]}x{report.size_out[1]} "
-                       f"at {float(report.fps_out):.3f} fps in {report.seconds:.1f} s "
-                       f"({report.output_frames / report.seconds:.3g} frames/s)", err=True)
-            if report.variable_rate:
-                _say("the input has a variable frame rate: its real timestamps were kept (new frames at the "
-                     f"fractions of each real gap; {float(report.fps_out):.3f} fps is the average)")
+            run_one(runner, input, out)
     except (KeyboardInterrupt, Exception) as exc:
+        guard.settle()  # first: a later signal is only recorded, the clean-up below is not cut short
+        end_bar()  # the bar ends before the error line, which then starts a line of its own
         # A signal can also surface as another exception (e.g. ImportError from a C extension's init).
-        if received or isinstance(exc, KeyboardInterrupt):
-            term = (received[0] == signal.SIGTERM) if received else isinstance(exc, Terminated)
-            _interrupted(term, output if out is not None and out.committed else None)
+        signum = guard.signal_of(exc)
+        if signum is not None:
+            guard.interrupted(signum)  # "... after OUTPUT was completely written" if the rename was done
         if isinstance(exc, (RuntimeError, ValueError, OSError)):  # BackendError, MetadataError, VideoError, ...
             _fail(" ".join(str(exc).split()) or type(exc).__name__)
         _fail(f"unexpected {type(exc).__name__}: {' '.join(str(exc).split())[:300]}")  # never a traceback
     finally:
-        if bar is not None:
-            bar.close()
-        for sig, handler in previous.items():
-            signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
+        end_bar()
 
 
 if __name__ == "__main__":

@@ -161,10 +161,12 @@ def tile_for(mem: WindowMemory, budget: int, h: int, w: int, multiple: int, over
     return tile
 
 
-def describe(mem: WindowMemory, budget: int, tile: int | None, h: int, w: int, extra: int) -> str:
+def describe(mem: WindowMemory, budget: int, tile: int | None, h: int, w: int, extra: int,
+             cached: bool = False) -> str:
     """One status line: what was measured and what it means for this run."""
+    when = "measured by an earlier run of this model, cached" if cached else "measured on the first window"
     what = (f"memory: {mem.per_pixel / 1024:.1f} KiB per LR pixel + {mem.fixed / GiB:.2f} GiB per window "
-            f"(measured on the first window), {mem.held / GiB:.2f} GiB held, {extra / GiB:.2f} GiB frame buffers")
+            f"({when}), {mem.held / GiB:.2f} GiB held, {extra / GiB:.2f} GiB frame buffers")
     if tile is None:
         return f"{what}; predicted peak {mem.peak(h * w, extra) / GiB:.1f} GiB within {budget / GiB:.1f} GiB: no tiling"
     th, tw = min(tile, h), min(tile, w)
@@ -188,8 +190,11 @@ def probe_sizes(multiple: int) -> tuple[int, int]:
 
 def auto_tile(run: Callable[[dict[str, np.ndarray]], np.ndarray], inputs: dict[str, np.ndarray], spatial: set[str],
               multiple: int, overlap: int, budget: int, extra: int,
-              say: Callable[[str], None] = lambda m: None) -> int | None:
-    """Measure on the first window's inputs and return the tile for ``budget`` (None: no tiling)."""
+              say: Callable[[str], None] = lambda m: None, cache_key: dict | None = None) -> int | None:
+    """Measure on the first window's inputs and return the tile for ``budget`` (None: no tiling).
+    With ``cache_key`` (``memory_cache.probe_key``) a measurement of an earlier run is reused."""
+    from stvsr.runtime import memory_cache
+
     h, w = next(inputs[k] for k in spatial).shape[-2:]
     sizes = probe_sizes(multiple)
     if h * w <= sizes[1] * sizes[1]:
@@ -198,7 +203,13 @@ def auto_tile(run: Callable[[dict[str, np.ndarray]], np.ndarray], inputs: dict[s
         say("memory: peak resident memory cannot be measured here (no /proc/self/clear_refs); "
             "--max-memory is not applied, use --tile to bound memory")
         return None
-    mem = measure(run, inputs, spatial, sizes)
+    cached = memory_cache.load(cache_key, say)
+    if cached is not None:
+        gc.collect()
+        mem = WindowMemory(resident(), *cached)
+    else:
+        mem = measure(run, inputs, spatial, sizes)
+        memory_cache.store(cache_key, mem.fixed, mem.per_pixel, say)
     tile = tile_for(mem, budget, h, w, multiple, overlap, extra)
-    say(describe(mem, budget, tile, h, w, extra))
+    say(describe(mem, budget, tile, h, w, extra, cached is not None))
     return tile

@@ -18,21 +18,27 @@ import threading
 import time
 from contextlib import closing
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from fractions import Fraction
-from typing import Callable
+from typing import Callable, Sequence
 
 import numpy as np
 
 from stvsr.outfile import SafeOutput
 from stvsr.runtime.backends.base import Backend, BackendError
+from stvsr.runtime.colour import FrameDecoder, plan_output
 from stvsr.runtime.flow import FlowProvider, flow_provider
+from stvsr.runtime.frame_range import iter_frame_range
 from stvsr.runtime.memory import auto_tile, runs_on_host
+from stvsr.runtime.memory_cache import probe_key
+from stvsr.runtime.passthrough import video_end
 from stvsr.runtime.stream_meta import output_timestamps
 from stvsr.runtime.tiling import pad_frames, run_tiled
 from stvsr.runtime.video_io import VideoInfo, VideoWriter, probe
 from stvsr.video import iter_rgb_frames
-from stvsr.runtime.windows import plan
+from stvsr.runtime.segments import Segment, split
+from stvsr.runtime.shots import resolve_cuts
+from stvsr.runtime.windows import Window, plan
 
 _DONE = object()
 
@@ -50,12 +56,13 @@ class RunOptions:
     codec: str = "libx264"
     crf: int | None = 18
     preset: str | None = "medium"
-    pix_fmt: str = "yuv420p"
+    pix_fmt: str = "auto"           # auto: the input's chroma layout and bit depth (stvsr.runtime.colour)
     flow: str = "farneback"
     dense: bool = False
     max_frames: int | None = None
     copy_streams: bool = True
     max_memory: int | None = None   # bytes of peak resident memory; without --tile, the tile comes from it
+    scene_cuts: str | Sequence[int] = "off"  # "off", "auto", a cut file or cut frames (stvsr.runtime.shots)
 
 
 @dataclass
@@ -70,6 +77,52 @@ class RunReport:
     seconds: float
     windows: int
     variable_rate: bool = False     # input timestamps irregular; output frames keep the real times
+    cuts: int = 0                   # scene cuts the plan honoured
+
+
+@dataclass
+class VideoJob:
+    """A whole video planned once (by the driver): what any segment run needs besides the backend."""
+    input_path: str
+    info: VideoInfo
+    frames: int                     # input frames used (``--frames`` applied)
+    windows: list[Window]
+    times: list[float]
+    factor: int
+    outputs: int                    # model outputs per window
+    total: int                      # output frames of the whole video
+    out_size: tuple[int, int]       # (height, width)
+    fps_out: Fraction
+    timestamps: tuple[Fraction, list[int]] | None
+    cuts: list[int] = field(default_factory=list)  # first frame of each shot after the first
+
+    def segments(self, segment_frames: int | None) -> list[Segment]:
+        return split(self.windows, self.total, segment_frames, self.cuts)
+
+
+def plan_video(backend: Backend, input_path: str, opts: RunOptions,
+               status: Callable[[str], None] | None = None) -> VideoJob:
+    """Probe ``input_path`` and plan every window of the run (from the model's metadata and the
+    scene cuts of ``opts.scene_cuts``)."""
+    meta = backend.metadata
+    info: VideoInfo = probe(input_path)
+    n = min(info.frames, opts.max_frames) if opts.max_frames else info.frames
+    cuts = resolve_cuts(opts.scene_cuts, input_path, n, info.frames, status)
+    windows, times, factor = plan(meta, n, opts.factor, opts.dense, getattr(backend, "max_factor", None), cuts)
+    outputs = len(meta.output_positions) + (len(times or [0.5]) if meta.takes_times else 0)
+    return VideoJob(input_path, info, n, windows, times, factor, outputs, n + (n - 1) * factor,
+                    (info.height * meta.scale, info.width * meta.scale), info.fps * (factor + 1),
+                    _timestamps(info, n, factor), cuts)
+
+
+def part_timestamps(job: VideoJob, seg: Segment, segment: Segment | None) -> tuple[Fraction, list[int]] | None:
+    """The encoder's timestamps: the whole run's, or a segment's slice of them (constant rate: frame
+    indices in ``1/fps_out``, which is what the encoder uses when it is given no timestamps)."""
+    if segment is None:
+        return job.timestamps
+    if job.timestamps is None:
+        return 1 / job.fps_out, list(range(seg.out_start, seg.out_end))
+    return job.timestamps[0], job.timestamps[1][seg.out_start:seg.out_end]
 
 
 def _timestamps(info: VideoInfo, n: int, factor: int) -> tuple[Fraction, list[int]] | None:
@@ -114,13 +167,16 @@ def _join_quietly(thread: threading.Thread, limit: float = 60.0) -> None:
             continue
 
 
-def _reader(path: str, limit: int, multiple: int, out: queue.Queue, stop: threading.Event) -> None:
-    try:
-        with closing(iter_rgb_frames(path, limit)) as frames:  # decoder opened and closed in this thread
+def _reader(path: str, limit: int, multiple: int, out: queue.Queue, stop: threading.Event, first: int = 0,
+            info: VideoInfo | None = None) -> None:
+    try:  # frames first .. first+limit-1; the decoder is opened and closed in this thread
+        # float32 RGB [3, H, W] in [0, 1], converted with the input's own matrix, range and depth
+        decode = FrameDecoder(info.picture if info is not None else None)
+        with closing(iter_frame_range(path, first, limit, info, decode)) as frames:
             for rgb in frames:
                 if stop.is_set():
                     return
-                frame = pad_frames(rgb.transpose(2, 0, 1).astype(np.float32) / 255.0, multiple)
+                frame = pad_frames(rgb, multiple)
                 if not _put(out, frame, stop):
                     return
         _put(out, _DONE, stop)
@@ -147,8 +203,8 @@ def _writer(open_writer: Callable[[], VideoWriter], total: int, size: tuple[int,
                 continue
             pending[g] = frame
             while nxt in pending and not stop.is_set():
-                img = np.clip(pending.pop(nxt)[:, :h, :w], 0.0, 1.0)
-                writer.write(np.ascontiguousarray((img.transpose(1, 2, 0) * 255.0 + 0.5).astype(np.uint8)))
+                img = np.clip(pending.pop(nxt)[:, :h, :w], 0.0, 1.0, dtype=np.float32)
+                writer.write(img)  # float RGB -> the output's pixel format, matrix, range and depth
                 nxt += 1
         if writer.finish(stop):
             finished.set()
@@ -161,57 +217,79 @@ def _writer(open_writer: Callable[[], VideoWriter], total: int, size: tuple[int,
         ready.set()
 
 
-def _checked(result: np.ndarray, frames: np.ndarray, outputs: int, scale: int) -> np.ndarray:
-    """Refuse a model output whose shape differs from what the metadata promises."""
+def _checked(result: np.ndarray, frames: np.ndarray, outputs: int, scale: int, window=None,
+             windows: list | None = None) -> np.ndarray:
+    """Refuse a model output whose shape differs from what the metadata promises, or that holds
+    NaN/Inf values (named by ``window``, one of ``windows``)."""
     want = (frames.shape[0], outputs, 3, frames.shape[-2] * scale, frames.shape[-1] * scale)
     got = tuple(getattr(result, "shape", ()))
     if got != want:
         raise BackendError(f"the model returned frames of shape {list(got)} where its stvsr metadata promises "
                            f"{list(want)} ({outputs} frames, scale {scale}); the metadata does not match the graph")
+    if not np.isfinite(result).all():
+        raise BackendError(f"the model returned NaN or Inf values for {_window_name(window, windows)}; its graph or "
+                           "weights are broken (no output written)")
     return result
+
+
+def _window_name(window, windows: list | None) -> str:
+    """``window 6 of 8 (input frames 4 to 6, counted from 0)`` (only on the error path: a linear search)."""
+    if window is None:
+        return "a window"
+    index = next((i for i, w in enumerate(windows or []) if w is window), None)
+    name = "a window" if index is None else f"window {index + 1} of {len(windows)}"
+    return f"{name} (input frames {min(window.frames)} to {max(window.frames)}, counted from 0)"
 
 
 def upscale_video(backend: Backend, input_path: str, output_path: str | SafeOutput, options: RunOptions | None = None,
                   progress_factory: Callable[[int], Callable[[int], None]] | None = None,
-                  flows: FlowProvider | None = None, status: Callable[[str], None] | None = None) -> RunReport:
+                  flows: FlowProvider | None = None, status: Callable[[str], None] | None = None,
+                  job: VideoJob | None = None, segment: Segment | None = None) -> RunReport:
     """Run ``backend``'s model over ``input_path`` and write ``output_path`` (atomically).
 
     ``output_path`` may be a prepared ``SafeOutput`` (overwrite policy, input identity); a plain
     path is replaced if it exists but never when it is the input. ``progress_factory(windows)``
     returns a callback called with 1 per finished window; ``status`` receives one-line messages.
+    ``job`` is the run planned once (``plan_video``); with ``segment`` (one of ``job.segments``)
+    only its windows run, from its first needed frame, and ``output_path`` gets its outputs alone
+    (video only) with the timestamps they have in the one-pass output.
     """
     opts = options or RunOptions()
     meta = backend.metadata
     say = status or (lambda message: None)
     out = output_path if isinstance(output_path, SafeOutput) else SafeOutput(output_path, [input_path])
-    info: VideoInfo = probe(input_path)
-    n = min(info.frames, opts.max_frames) if opts.max_frames else info.frames
-    windows, times, factor = plan(meta, n, opts.factor, opts.dense, getattr(backend, "max_factor", None))
-    total = n + (n - 1) * factor
-    scale = meta.scale
-    outputs = len(meta.output_positions) + (len(times or [0.5]) if meta.takes_times else 0)
-    out_size = (info.height * scale, info.width * scale)
-    fps_out = info.fps * (factor + 1)
+    job = job or plan_video(backend, input_path, opts, say)
+    info, n, factor, times, outputs, out_size = job.info, job.frames, job.factor, job.times, job.outputs, job.out_size
+    seg = segment or Segment(0, job.windows, 0, job.total, 0, n - 1)
+    windows, total, scale, fps_out = seg.windows, seg.outputs, meta.scale, job.fps_out
     flows = flows or (flow_provider(opts.flow) if meta.flow_inputs else None)
-    say(f"decoding {input_path}: {n} frames, {info.width}x{info.height} at {float(info.fps):.3f} fps -> {total} frames, "
-        f"{out_size[1]}x{out_size[0]} at {float(fps_out):.3f} fps, {len(windows)} windows")
+    if segment is None:
+        say(f"decoding {input_path}: {n} frames, {info.width}x{info.height} at {float(info.fps):.3f} fps -> {total} "
+            f"frames, {out_size[1]}x{out_size[0]} at {float(fps_out):.3f} fps, {len(windows)} windows")
+        if info.damage:  # a truncated file or concealed errors: one line, and the run goes on (exit 0)
+            say(f"warning: {info.damage}")
     progress = progress_factory(len(windows)) if progress_factory else (lambda k: None)
     stop, ready, finished = threading.Event(), threading.Event(), threading.Event()
     frames_q: queue.Queue = queue.Queue(maxsize=meta.window + 4)
     out_q: queue.Queue = queue.Queue(maxsize=max(8, 2 * len(meta.output_positions) + 8))
     errors: list[BaseException] = []
 
+    picture = plan_output(info.picture, opts.codec, opts.pix_fmt, info.width, info.height)
+    if picture.note and (segment is None or seg.out_start == 0):
+        say(f"colour: {picture.note}")
+
     def open_writer() -> VideoWriter:
         return VideoWriter(tmp, info, fps_out, out_size[1], out_size[0], opts.codec, opts.crf, opts.preset,
-                           opts.pix_fmt, opts.copy_streams, _timestamps(info, n, factor), name=str(out.path))
+                           opts.pix_fmt, opts.copy_streams and segment is None, part_timestamps(job, seg, segment),
+                           name=str(out.path), passthrough_end=video_end(info, n, fps_out), colour=picture)
 
-    reader = threading.Thread(target=_reader, args=(input_path, n, meta.size_multiple, frames_q, stop),
-                              name="stvsr-reader", daemon=True)
+    reader = threading.Thread(target=_reader, args=(input_path, seg.frames, meta.size_multiple, frames_q, stop,
+                                                    seg.first_frame, info), name="stvsr-reader", daemon=True)
     write_thread = threading.Thread(target=_writer, args=(open_writer, total, out_size, out_q, stop, ready, finished,
                                                           errors), name="stvsr-writer", daemon=True)
     start = time.perf_counter()
     cache: dict[int, np.ndarray] = {}
-    decoded = 0
+    decoded = seg.first_frame
     in_flight: deque = deque()
 
     def need(index: int) -> np.ndarray:
@@ -228,7 +306,7 @@ def upscale_video(backend: Backend, input_path: str, output_path: str | SafeOutp
 
     def emit(window, result: np.ndarray) -> None:
         for out_idx, g in window.keep:
-            if not _put(out_q, (g, result[0, out_idx]), stop):
+            if not _put(out_q, (g - seg.out_start, result[0, out_idx]), stop):
                 raise _stop_reason(errors)
         progress(1)
 
@@ -252,20 +330,20 @@ def upscale_video(backend: Backend, input_path: str, output_path: str | SafeOutp
             frames_name = meta.inputs.get("frames", "frames")
 
             def checked_run(part: dict) -> np.ndarray:
-                return _checked(backend.run(part), part[frames_name], outputs, scale)
+                return _checked(backend.run(part), part[frames_name], outputs, scale, window, job.windows)
 
             if k == 0 and tile is None and opts.max_memory and runs_on_host(backend):
                 # Full-resolution float32 frames held at once (output queue, reorder buffer, windows in flight).
                 held = (out_q.maxsize + outputs * (backend.max_in_flight + 2)) * 3 * stack.shape[-2] * stack.shape[-1]
                 tile = auto_tile(checked_run, inputs, spatial, meta.size_multiple, opts.tile_overlap, opts.max_memory,
-                                 held * scale * scale * 4, say)
+                                 held * scale * scale * 4, say, probe_key(backend, inputs, spatial))
             if tile and max(stack.shape[-2:]) > tile:
                 emit(window, run_tiled(checked_run, inputs, spatial, tile, opts.tile_overlap, meta.size_multiple, scale))
             else:
                 in_flight.append((window, stack, backend.submit(inputs)))
                 if len(in_flight) >= backend.max_in_flight:
                     done, frames, ticket = in_flight.popleft()
-                    emit(done, _checked(backend.collect(ticket), frames, outputs, scale))
+                    emit(done, _checked(backend.collect(ticket), frames, outputs, scale, done, job.windows))
             # Forget frames no later window needs.
             lowest = min(windows[k + 1].frames) if k + 1 < len(windows) else n
             for idx in [i for i in cache if i < lowest]:
@@ -274,7 +352,7 @@ def upscale_video(backend: Backend, input_path: str, output_path: str | SafeOutp
                 raise errors[0]
         while in_flight:
             done, frames, ticket = in_flight.popleft()
-            emit(done, _checked(backend.collect(ticket), frames, outputs, scale))
+            emit(done, _checked(backend.collect(ticket), frames, outputs, scale, done, job.windows))
         while write_thread.is_alive():  # the writer flushes and closes the file
             write_thread.join(0.1)
         if errors:
@@ -291,5 +369,5 @@ def upscale_video(backend: Backend, input_path: str, output_path: str | SafeOutp
             _join_quietly(thread)
         out.discard()
     elapsed = time.perf_counter() - start
-    return RunReport(str(out.path), n, total, factor, info.fps, info.fps * (factor + 1),
-                     (out_size[1], out_size[0]), elapsed, len(windows), info.variable_rate)
+    return RunReport(str(out.path), seg.frames, total, factor, info.fps, info.fps * (factor + 1),
+                     (out_size[1], out_size[0]), elapsed, len(windows), info.variable_rate, len(job.cuts))

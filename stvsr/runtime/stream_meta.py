@@ -69,13 +69,22 @@ def output_timestamps(pts: Sequence[int], factor: int) -> list[int]:
     return out
 
 
-def scan_stream(container, stream) -> tuple[int, list[int | None], list[int] | None]:
+TAIL_LIMIT = 1000  # packets of the last group of pictures decoded again by ``tail_damage``
+
+
+def scan_stream(container, stream, tail: list | None = None) -> tuple[int, list[int | None], list[int] | None]:
     """Demux ``stream`` once: the number of non-empty packets, their pts, and the display matrix
-    of the first decodable frame (only the packets up to that frame are decoded)."""
+    of the first decodable frame (only the packets up to that frame are decoded). With ``tail``
+    (a list), it receives the packets from the last keyframe on (for ``tail_damage``)."""
     count, pts, matrix, looking = 0, [], None, True
     for packet in container.demux(stream):
         if not packet.size:
             continue
+        if tail is not None:
+            if packet.is_keyframe:
+                tail.clear()
+            if len(tail) < TAIL_LIMIT:  # a stream without keyframe flags is not decoded again whole
+                tail.append(packet)
         if not packet.is_discard:  # edit-list pre-roll is decoded but never shown
             count += 1
             pts.append(packet.pts)
@@ -87,3 +96,63 @@ def scan_stream(container, stream) -> tuple[int, list[int | None], list[int] | N
             if frames:
                 matrix, looking = display_matrix(frames[0]), False
     return count, pts, matrix
+
+
+def tail_damage(stream, tail: list | None) -> tuple[int, int]:
+    """Decode the last group of pictures (``tail`` from ``scan_stream``) and return ``(frames
+    that did not decode, frames the decoder concealed errors in)``: a file cut in the middle of
+    its bytes ends in a partial packet. A packet the decoder refuses ends the decode, as it ends
+    the reader's: frames still held in the decoder then count as not decoded. Frames shown before the keyframe (open-GOP leading
+    pictures, which need the previous group) are not counted."""
+    if not tail or tail[0].pts is None or len(tail) >= TAIL_LIMIT:
+        return 0, 0
+    key = tail[0].pts
+    expected = sum(1 for p in tail if not p.is_discard and p.pts is not None and p.pts >= key)
+    decoded = concealed = 0
+    ctx = stream.codec_context
+    try:
+        ctx.flush_buffers()
+    except Exception:
+        pass
+    frames: list = []
+    for packet in tail + [None]:  # None: drain the decoder
+        try:
+            frames.extend(ctx.decode(packet))
+        except Exception:  # the cut packet: a reader stops here too, so later frames never come out
+            break
+    for f in frames:
+        if f.pts is not None and f.pts >= key:
+            decoded += 1
+            concealed += bool(getattr(f, "is_corrupt", False))
+    return max(0, expected - decoded), concealed
+
+
+def declared_frames(stream, start: float) -> int | None:
+    """Frames the container declares for ``stream`` (MP4's sample count, or MKV's per-track
+    ``DURATION`` tag, the end time of the track, times the frame rate); None when it declares none."""
+    if stream.frames:
+        return int(stream.frames)
+    tag = (stream.metadata or {}).get("DURATION")
+    rate = stream.average_rate or stream.guessed_rate
+    if not tag or not rate:
+        return None
+    try:
+        h, m, sec = tag.split(":")
+        end = int(h) * 3600 + int(m) * 60 + float(sec)
+    except ValueError:
+        return None
+    return max(0, round((end - start) * float(rate)))
+
+
+def damage_warning(path: str, count: int, declared: int | None, undecodable: int, concealed: int) -> str | None:
+    """One warning line for a truncated or damaged input, or None when nothing is wrong."""
+    parts = []
+    if declared is not None and declared - count > max(1, declared // 50):
+        parts.append(f"the container declares {declared} frames but only {count} are in the file")
+    if undecodable:
+        parts.append(f"{undecodable} of the last frames could not be decoded")
+    if concealed:
+        parts.append(f"{concealed} frame{'s' if concealed > 1 else ''} decoded with concealed errors")
+    if not parts:
+        return None
+    return f"{path}: truncated or damaged video: {'; '.join(parts)}; continuing with the frames that decode"

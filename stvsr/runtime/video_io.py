@@ -10,7 +10,10 @@ from pathlib import Path
 
 import numpy as np
 
-from stvsr.runtime.stream_meta import is_variable_rate, presentation_pts, scaled_matrix, scan_stream
+from stvsr.runtime.passthrough import add_passthrough_streams, copy_passthrough  # noqa: F401 (re-exported)
+from stvsr.runtime.stream_meta import (damage_warning, declared_frames, is_variable_rate, presentation_pts,
+                                       scaled_matrix, scan_stream, tail_damage)
+from stvsr.runtime.colour import OutputColour, Picture, merge_params, plan_output, probe_picture
 from stvsr.video import VideoError, open_video
 
 COLOUR_FIELDS = ("color_range", "colorspace", "color_primaries", "color_trc")
@@ -31,6 +34,9 @@ class VideoInfo:
     time_base: Fraction | None = None
     pts: list[int] | None = None    # presentation times of the frames (time_base units, from 0); None: unknown
     display_matrix: list[int] | None = None  # rotation/flip side data (FFmpeg layout); None: identity
+    start: Fraction = Fraction(0)   # source time (s) of the first presented frame: written at 0, streams shifted alike
+    damage: str | None = None       # one warning line: truncated file or concealed decoding errors
+    picture: Picture | None = None  # pixel format, matrix, range, tags, HDR side data (stvsr.runtime.colour)
 
     @property
     def variable_rate(self) -> bool:
@@ -38,7 +44,8 @@ class VideoInfo:
 
 
 def probe(path: str) -> VideoInfo:
-    """Size, frame rate, frame count (by demuxing, no decoding) and colour metadata of ``path``."""
+    """Size, frame rate, frame count (by demuxing) and colour of ``path`` (its first frame's pixel
+    format, matrix, range, tags and HDR side data: ``stvsr.runtime.colour.probe_picture``)."""
     container, stream = open_video(path)
     try:
         fps = stream.average_rate or stream.guessed_rate
@@ -49,8 +56,16 @@ def probe(path: str) -> VideoInfo:
         width, height = cc.width, cc.height
         if not width or not height:
             raise VideoError(f"{path}: the video stream has no frame size")
-        frames, packet_pts, matrix = scan_stream(container, stream)
+        tail: list = []
+        frames, packet_pts, matrix = scan_stream(container, stream, tail)
         time_base = stream.time_base
+        declared = declared_frames(stream, float(_start_time(packet_pts, time_base)))
+        # The last group of pictures is decoded again to see whether the file was cut mid-packet; an
+        # MP4 declares its frames in its index, so only a cut one (fewer packets) needs that decode.
+        if "mp4" not in (container.format.name or "") or (declared or 0) > frames:
+            undecodable, concealed = tail_damage(stream, tail)
+        else:
+            undecodable = concealed = 0
         others = len(container.streams.audio) + len(container.streams.subtitles)
     except VideoError:
         raise
@@ -58,14 +73,25 @@ def probe(path: str) -> VideoInfo:
         raise VideoError(f"{path}: cannot read the video ({type(exc).__name__})") from None
     finally:
         container.close()
+    damage = damage_warning(path, frames, declared, undecodable, concealed)
+    frames -= min(undecodable, frames)
     if frames == 0:
         raise VideoError(f"{path}: the video stream has no frames")
+    pts = presentation_pts(packet_pts)
     return VideoInfo(path, width, height, Fraction(fps), frames, colour, others,
-                     Fraction(time_base) if time_base else None, presentation_pts(packet_pts), matrix)
+                     Fraction(time_base) if time_base else None, pts[:frames] if pts else pts, matrix,
+                     _start_time(packet_pts, time_base), damage, picture=probe_picture(path))
+
+
+def _start_time(packet_pts: list, time_base) -> Fraction:
+    """Seconds of the first presented frame (0 when the packets carry no times)."""
+    known = [p for p in packet_pts if p is not None]
+    return Fraction(min(known)) * Fraction(time_base) if known and time_base else Fraction(0)
 
 
 def check_encoder(codec: str, pix_fmt: str, preset: str | None) -> None:
-    """Refuse an unknown encoder, pixel format or x264/x265 preset with one line, before opening anything."""
+    """Refuse an unknown encoder, pixel format or x264/x265 preset with one line, before opening anything
+    (``auto``: chosen later from the input, see ``stvsr.runtime.colour.plan_output``)."""
     import av
 
     try:
@@ -75,11 +101,12 @@ def check_encoder(codec: str, pix_fmt: str, preset: str | None) -> None:
     if info.type != "video":
         raise VideoError(f"{codec!r} is not a video encoder")
     try:
-        av.VideoFormat(pix_fmt)
+        if pix_fmt != "auto":
+            av.VideoFormat(pix_fmt)
     except Exception:
         raise VideoError(f"unknown pixel format {pix_fmt!r}") from None
     formats = [f.name for f in (info.video_formats or [])]
-    if formats and pix_fmt not in formats:
+    if formats and pix_fmt != "auto" and pix_fmt not in formats:
         raise VideoError(f"the {codec} encoder does not take pixel format {pix_fmt} (it takes {', '.join(formats)})")
     if preset and codec in ("libx264", "libx265") and preset not in X264_PRESETS:
         raise VideoError(f"unknown {codec} preset {preset!r} (one of {', '.join(X264_PRESETS)})")
@@ -99,16 +126,21 @@ class VideoWriter:
 
     def __init__(self, path: str, source: VideoInfo, fps: Fraction, width: int, height: int,
                  codec: str = "libx264", crf: int | None = 18, preset: str | None = "medium",
-                 pix_fmt: str = "yuv420p", copy_streams: bool = True,
-                 timestamps: tuple[Fraction, list[int]] | None = None, name: str | None = None):
+                 pix_fmt: str = "auto", copy_streams: bool = True,
+                 timestamps: tuple[Fraction, list[int]] | None = None, name: str | None = None,
+                 passthrough_end: Fraction | None = None, colour: OutputColour | None = None):
         import av
 
         self.path = Path(path)
         self.name = name or str(path)   # the user's output, named in errors
         self.source = source
         self.container = self._src = None
-        self.copied: list = []
+        self.copied: dict = {}
+        self.passthrough_end = passthrough_end  # source time (s) where copied streams stop; None: their end
         self.count = 0
+        # Pixel format ("auto": the input's layout and depth), matrix, range, tags, HDR side data.
+        self.colour = colour or plan_output(source.picture, codec, pix_fmt, source.width, source.height)
+        pix_fmt = self.colour.pix_fmt
         check_encoder(codec, pix_fmt, preset)
         fmt = "mp4" if (Path(self.name).suffix.lower() in ("", ".mp4", ".m4v")) else None
         options = {}
@@ -116,6 +148,9 @@ class VideoWriter:
             options["crf"] = str(crf)
         if preset and codec in ("libx264", "libx265"):
             options["preset"] = preset
+        if codec == "libx265":  # x265 prints its [info] banner straight to stderr: errors only
+            options["x265-params"] = ":".join(filter(None, [options.get("x265-params"), "log-level=error"]))
+        options = merge_params(options, self.colour.encoder_options(codec))  # HDR mastering display, light level
         try:
             self._open(av, fmt, codec, fps, options, width, height, pix_fmt, timestamps, copy_streams)
         except BaseException as exc:
@@ -139,32 +174,19 @@ class VideoWriter:
             self.stream.codec_context.time_base = self.time_base
         if source.display_matrix is not None:  # rotation/flip of the source (a phone clip shot upright)
             self.stream.set_display_matrix(scaled_matrix(source.display_matrix, max(1, width // source.width)))
-        for field in COLOUR_FIELDS:
-            value = source.colour.get(field)
-            if value is not None:
-                try:
-                    setattr(self.stream.codec_context, field, value)
-                except Exception:
-                    pass
+        self.colour.tag(self.stream.codec_context)  # primaries, transfer, matrix, range: as the pixels
         self.stream.codec_context.open()  # now: a preset, pixel format or device the encoder refuses fails here
         if copy_streams:
             self._add_passthrough()
 
     def _add_passthrough(self) -> None:
-        import av
-
-        # The source stays open until finish: template streams refer to its codec parameters.
-        self._src = av.open(self.source.path)
-        for s in list(self._src.streams.audio) + list(self._src.streams.subtitles):
-            try:
-                self.copied.append((s.index, self.container.add_stream_from_template(s)))
-            except Exception:
-                pass  # a codec the output format cannot hold (e.g. some subtitles in MP4)
+        self.copied = add_passthrough_streams(self.source.path, self.container)
 
     def write(self, rgb: np.ndarray) -> None:
-        import av
-
-        frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
+        """Encode one frame: float32 RGB ``[3, H, W]`` in [0, 1] (or uint8 RGB ``[H, W, 3]``)."""
+        if rgb.dtype == np.uint8:
+            rgb = rgb.transpose(2, 0, 1).astype(np.float32) / 255.0
+        frame = self.colour.frame(rgb)
         if self.timestamps is not None:
             frame.pts, frame.time_base = self.timestamps[self.count], self.time_base
         else:
@@ -174,18 +196,9 @@ class VideoWriter:
         self.count += 1
 
     def _mux_passthrough(self, stop: threading.Event | None) -> bool:
-        if not self.copied:
-            return True
-        by_index = dict(self.copied)
-        streams = [s for s in self._src.streams if s.index in by_index]
-        for packet in self._src.demux(streams):
-            if stop is not None and stop.is_set():
-                return False
-            if packet.dts is None:
-                continue
-            packet.stream = by_index[packet.stream.index]
-            self.container.mux(packet)
-        return True
+        # The video's first frame is at 0: the copied streams are shifted by the same start (sync kept).
+        return copy_passthrough(self.source.path, self.container, self.copied, self.source.start,
+                                self.passthrough_end, stop)
 
     def finish(self, stop: threading.Event | None = None) -> bool:
         """Flush the encoder, copy the passthrough streams and close the file; False (and nothing

@@ -19,6 +19,7 @@ class OnnxRuntimeBackend(Backend):
                  metadata: ModelMetadata | None = None):
         import onnxruntime as ort
 
+        self.path = str(path)  # names the model in the --max-memory probe cache (stvsr.runtime.memory_cache)
         self.metadata = metadata or read_onnx_metadata(path)
         available = ort.get_available_providers()
         providers = list(providers or ["CPUExecutionProvider"])

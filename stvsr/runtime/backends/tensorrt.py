@@ -12,6 +12,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from stvsr.runtime.backends.base import Backend, BackendError
+from stvsr.install_hints import GPU_INSTALL
 
 COPY, COMPUTE = "copy", "compute"
 
@@ -48,7 +49,9 @@ class DoubleBufferSchedule:
     Invariants (checked in tests with a recording test double): compute waits for its window's
     upload event; the copy stream waits for a window's execution event before downloading it;
     window k+1's upload is enqueued before window k's download; a slot is reused only after the
-    host has waited for the download of the window that last used it; every event is released.
+    host has waited for the download of the window that last used it, and only once that window's
+    result has been collected (a ``submit`` that would overwrite an uncollected result is refused);
+    every event is released.
     """
 
     device: Device
@@ -56,10 +59,16 @@ class DoubleBufferSchedule:
     _count: int = 0
     _pending: list = field(default_factory=list)      # tickets whose download is not enqueued yet
     _slot_free: dict = field(default_factory=dict)    # slot -> event after its last download
+    _uncollected: dict = field(default_factory=dict)  # slot -> ticket whose result is still in that slot
 
     def submit(self, inputs: dict[str, np.ndarray]) -> _Ticket:
-        ticket = _Ticket(self._count, self._count % self.slots)
+        slot = self._count % self.slots
+        if (held := self._uncollected.get(slot)) is not None:   # checked before any work is enqueued
+            raise BackendError(f"window {self._count} would overwrite the result of window {held.index}, which "
+                               f"has not been collected: at most {self.slots} windows may be in flight")
+        ticket = _Ticket(self._count, slot)
         self._count += 1
+        self._uncollected[slot] = ticket
         if ticket.slot in self._slot_free:            # the slot's previous window must be fully downloaded
             event = self._slot_free.pop(ticket.slot)
             self.device.synchronize(event)
@@ -85,6 +94,8 @@ class DoubleBufferSchedule:
         self._pending.clear()
 
     def collect(self, ticket: _Ticket) -> np.ndarray:
+        if self._uncollected.get(ticket.slot) is not ticket:
+            raise BackendError(f"window {ticket.index} was already collected (or belongs to another schedule)")
         if ticket.downloaded is None:
             self._flush_downloads()
         self.device.synchronize(ticket.downloaded)
@@ -97,6 +108,7 @@ class DoubleBufferSchedule:
         if self._slot_free.get(ticket.slot) is ticket.downloaded:
             del self._slot_free[ticket.slot]
             self.device.release(ticket.downloaded)
+        del self._uncollected[ticket.slot]
         return out
 
     def close(self) -> None:
@@ -106,6 +118,7 @@ class DoubleBufferSchedule:
             self.device.synchronize(event)
             self.device.release(event)
         self._slot_free.clear()
+        self._uncollected.clear()
 
 
 def check_times(meta, inputs: dict[str, np.ndarray], max_factor: int | None) -> None:
@@ -209,6 +222,31 @@ class CudaDevice:
         return self.host[slot][self.output][: int(np.prod(shape))].reshape(shape)
 
 
+def check_io_dtypes(trt, engine, path: str = "engine") -> None:
+    """Refuse an engine whose inputs or outputs are not float32: the backend's pinned and device
+    buffers, copies and output arrays are float32 (4 bytes per element). Graphs from stvsr-export
+    keep FP32 I/O in every precision (FP16 and INT8 cast inside the graph)."""
+    for i in range(int(engine.num_io_tensors)):
+        name = engine.get_tensor_name(i)
+        dtype = engine.get_tensor_dtype(name)
+        if dtype != trt.float32:
+            raise BackendError(f"{path}: engine tensor {name!r} is {getattr(dtype, 'name', dtype)}; the TensorRT backend "
+                               "handles float32 inputs and outputs only (export the graph with stvsr-export)")
+
+
+def open_engine(trt, plan: bytes, logger, path: str = "engine"):
+    """(engine, execution context) of a serialized plan, every TensorRT answer checked."""
+    engine = trt.Runtime(logger).deserialize_cuda_engine(plan)
+    if engine is None:
+        raise BackendError(f"{path}: TensorRT could not deserialize the engine")
+    check_io_dtypes(trt, engine, path)
+    context = engine.create_execution_context()
+    if context is None:
+        raise BackendError(f"{path}: TensorRT could not create an execution context (not enough free GPU memory "
+                           "for the engine's activations?)")
+    return engine, context
+
+
 class TensorRTBackend(Backend):
     """Runs a ``.plan`` built by ``stvsr-export --profile``; refuses plans built for another machine."""
 
@@ -219,7 +257,8 @@ class TensorRTBackend(Backend):
         try:
             import tensorrt as trt
         except ImportError:
-            raise BackendError("the TensorRT backend needs tensorrt (pip install tensorrt) and an NVIDIA GPU") from None
+            raise BackendError("the TensorRT backend needs TensorRT and an NVIDIA GPU: install the gpu extra, "
+                               f"{GPU_INSTALL} (README: TensorRT engines)") from None
         from stvsr.engines.cache import MachineInfo, check_plan, check_plan_file, read_sidecar
         from stvsr.engines.profiles import MAX_TIMES
 
@@ -233,12 +272,8 @@ class TensorRTBackend(Backend):
             import stvsr.plugins
 
             stvsr.plugins.register_tensorrt()
-        runtime = trt.Runtime(logger)
         with open(path, "rb") as f:
-            self.engine = runtime.deserialize_cuda_engine(f.read())
-        if self.engine is None:
-            raise BackendError(f"{path}: TensorRT could not deserialize the engine")
-        self.context = self.engine.create_execution_context()
+            self.engine, self.context = open_engine(trt, f.read(), logger, path)
         h, w = self.profile.max
         meta = self.metadata
         shapes = {meta.inputs.get("frames", "frames"): (1, meta.window, 3, h, w)}
