@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +26,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
+
+from stvsr.timing import cuda_median_ms  # noqa: E402 (after the path set-up)
 
 SIZES = {"540p": (540, 960), "1080p": (1080, 1920), "check": (37, 53)}
 CHANNELS, DGROUPS = 64, 8
@@ -144,23 +145,6 @@ def _torch_op(case: Case, t: dict):
                                  align_corners="align" in case.detail)
 
 
-def _median_ms(fn, iters: int, warmup: int = 2) -> float:
-    import torch
-
-    for _ in range(warmup):
-        fn()
-    torch.cuda.synchronize()
-    times = []
-    for _ in range(iters):
-        a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        a.record()
-        fn()
-        b.record()
-        b.synchronize()
-        times.append(a.elapsed_time(b))
-    return statistics.median(times)
-
-
 class PtxDir:
     """A ``python -m stvsr.plugins build`` folder: manifest entries for one architecture, modules loaded on use."""
 
@@ -223,8 +207,8 @@ def run_case(ptx_dir: PtxDir, case: Case, seed: int, iters: int, timed: bool) ->
         row["max_rel"] = float(diff.max() / ref.abs().max().clamp_min(1e-12))
         row["ok"] = row["nonfinite"] == 0 and row["max_rel"] <= CHECK_TOL[case.dtype]
         if timed:
-            row["ptx_ms"] = _median_ms(launch, iters)
-            row["torch_ms"] = _median_ms(_torch_op(case, t), iters)
+            row["ptx_ms"] = cuda_median_ms(launch, iters)
+            row["torch_ms"] = cuda_median_ms(_torch_op(case, t), iters)
             row["speedup_vs_torch"] = row["torch_ms"] / row["ptx_ms"]
     except Exception as exc:  # noqa: BLE001 - one failing kernel must not hide the others
         row["ok"] = False

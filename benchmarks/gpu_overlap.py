@@ -30,6 +30,8 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
+from stvsr.timing import cuda_median_ms  # noqa: E402 (after the path set-up)
+
 FRAMES, OUTPUT = "frames", "frames_out"
 
 
@@ -76,19 +78,6 @@ class TorchContextDouble:
         return True
 
 
-def _events_ms(fn, repeats: int = 5) -> float:
-    import torch
-
-    fn()
-    times = []
-    for _ in range(repeats):
-        a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        a.record()
-        fn()
-        b.record()
-        b.synchronize()
-        times.append(a.elapsed_time(b))
-    return statistics.median(times)
 
 
 def _open(shape: tuple, reps: int):
@@ -109,8 +98,8 @@ def measure(shape: tuple, windows: int, log=print) -> dict:
     nbytes = int(np.prod(shape)) * 4
     pinned = torch.empty(shape, pin_memory=True)
     dev = torch.empty(shape, device="cuda")
-    h2d = _events_ms(lambda: dev.copy_(pinned, non_blocking=True))
-    d2h = _events_ms(lambda: pinned.copy_(dev, non_blocking=True))
+    h2d = cuda_median_ms(lambda: dev.copy_(pinned, non_blocking=True), 5, 1)
+    d2h = cuda_median_ms(lambda: pinned.copy_(dev, non_blocking=True), 5, 1)
     t = time.perf_counter()
     for _ in range(5):
         pinned.numpy().ravel()[:] = inputs[0].ravel()

@@ -33,13 +33,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
+
+from stvsr.timing import cuda_median_ms  # noqa: E402 (after the path set-up)
 
 SIZES = {"540p": (540, 960), "1080p": (1080, 1920), "check": (37, 53)}
 CHANNELS, DGROUPS, KSIZE = 64, 8, 3
@@ -173,23 +174,6 @@ def warp_onnx_plugin(dtype_name: str, h: int, w: int):
 
 # ----------------------------------------------------------------------------- timing
 
-def time_cuda(fn, iters: int, warmup: int = 3) -> float:
-    """Median milliseconds of ``fn()`` over ``iters`` runs."""
-    import torch
-
-    for _ in range(warmup):
-        fn()
-    torch.cuda.synchronize()
-    times = []
-    for _ in range(iters):
-        a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        a.record()
-        fn()
-        b.record()
-        b.synchronize()
-        times.append(a.elapsed_time(b))
-    return statistics.median(times)
-
 
 def peak_extra_mib(fn) -> float:
     import torch
@@ -298,7 +282,7 @@ def run_case(size: str, dtype_name: str, iters: int, trt_reason: str | None) -> 
             out = fn()
             torch.cuda.synchronize()
             row.update(_err(out, ref))
-            row["ms"] = time_cuda(fn, iters)
+            row["ms"] = cuda_median_ms(fn, iters, 3)
             # TensorRT allocates its activation memory itself (engine_device_mib), outside torch's view.
             row["peak_extra_mib"] = None if impl.startswith("trt") else peak_extra_mib(fn)
             row.update(extra or {})

@@ -141,15 +141,19 @@ class SignalGuard:
         self.say(f"error: {message}")
         raise SystemExit(code)
 
-    def stopped_line(self, signum: int) -> str:
+    def stopped_line(self, signum: int, note: str | None = None) -> str:
+        """``interrupted; no output written[; note]``, or ``... after OUT was completely written``."""
         out = self.written()
         what = signal_words(signum)
-        return f"{what} after {out} was completely written" if out else f"{what}; {self.nothing_written}"
+        if out:
+            return f"{what} after {out} was completely written"
+        return f"{what}; {self.nothing_written}" + (f"; {note}" if note else "")
 
-    def interrupted(self, signum: int) -> NoReturn:
-        """Print the one line for a command stopped by ``signum`` and exit 128+N."""
+    def interrupted(self, signum: int, note: str | None = None) -> NoReturn:
+        """Print the one line for a command stopped by ``signum`` (``note``: what a rerun resumes from,
+        when nothing was written) and exit 128+N."""
         self.settle()
-        self.fail(self.stopped_line(signum), signal_exit_code(signum))
+        self.fail(self.stopped_line(signum, note), signal_exit_code(signum))
 
     def finish(self, code: int) -> int:
         """Settle, and turn a success that a signal hit at its very end into 128+N with its line."""

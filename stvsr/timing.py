@@ -65,3 +65,22 @@ def time_interleaved_clocks(fns: dict[str, Callable[[], object]], warmup: int = 
 def time_interleaved(fns: dict[str, Callable[[], object]], warmup: int = 1, repeats: int = 3) -> dict[str, Timing]:
     """Wall-clock ``Timing`` of each callable, timed alike and alternated (see ``time_interleaved_clocks``)."""
     return time_interleaved_clocks(fns, warmup, repeats)["wall"]
+
+
+def cuda_median_ms(fn: Callable[[], object], iters: int = 5, warmup: int = 2) -> float:
+    """Median milliseconds of ``fn()`` on the current CUDA stream, timed with CUDA events after
+    ``warmup`` untimed calls (torch with CUDA needed; imported here only)."""
+    import torch
+
+    for _ in range(warmup):
+        fn()
+    torch.cuda.synchronize()
+    times = []
+    for _ in range(max(1, iters)):
+        a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        a.record()
+        fn()
+        b.record()
+        b.synchronize()
+        times.append(a.elapsed_time(b))
+    return statistics.median(times)

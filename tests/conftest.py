@@ -16,6 +16,11 @@ def pytest_configure(config):
     oversubscribe the CPU and make the many small convolutions tens of times slower."""
     if os.environ.get("PYTEST_XDIST_WORKER"):
         torch.set_num_threads(1)
+    # stvsr's caches (probe, PTX) and weights folder: a fresh one per test process, never the user's
+    # ~/.cache/stvsr (subprocesses inherit it; tests that need their own set STVSR_HOME themselves)
+    import tempfile
+
+    os.environ["STVSR_HOME"] = tempfile.mkdtemp(prefix="stvsr-home-tests-")
 
 
 def _seeded_module():

@@ -405,3 +405,79 @@ def test_segmented_with_frame_limit_cuts_audio_like_one_pass(times_model, clip, 
             return [(p.pts * s.time_base, bytes(p)) for p in c.demux(s) if p.size]
 
     assert audio(str(tmp_path / "one.mkv")) == audio(str(tmp_path / "seg.mkv"))
+
+
+# -- what a stopped or damaged segmented run says ------------------------------------------------------
+
+def _run_cli(*args) -> tuple[int, list[str]]:
+    from click.testing import CliRunner
+
+    from stvsr.runtime.cli import main
+
+    res = CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=True)
+    return res.exit_code, res.stderr.splitlines()
+
+
+@pytest.mark.parametrize("stop, code, words", [("sigterm", 143, "terminated; no output written"),
+                                               ("failure", 1, "the disk is full")])
+def test_stopped_segmented_run_says_which_parts_are_kept_for_a_resume(stop, code, words, times_model, clip,
+                                                                      tmp_path, monkeypatch):
+    from stvsr.cli_signals import Interrupted
+    from stvsr.runtime import driver
+
+    real = driver.run_part
+
+    def stop_at_second(backend, job, segment, *args, **kw):  # test double: stops the run at its second part
+        if segment.index == 1:
+            raise Interrupted(signal.SIGTERM) if stop == "sigterm" else OSError("the disk is full")
+        return real(backend, job, segment, *args, **kw)
+
+    out, work = tmp_path / "out.mkv", tmp_path / ".out.mkv.stvsr-parts"
+    common = ["-o", out, "--factor", "2", "--codec", "ffv1", "--pix-fmt", "yuv444p", "--segment-frames", "10",
+              "--scene-cuts", "off", "-q"]
+    monkeypatch.setattr(driver, "run_part", stop_at_second)
+    got, lines = _run_cli(times_model, clip, *common)
+    assert got == code and not out.exists(), lines
+    assert lines[-1] == (f"stvsr-run: error: {words}; 1 of 3 parts is kept in {work}: "
+                         "run the same command again to resume"), lines
+    monkeypatch.setattr(driver, "run_part", real)
+    got, lines = _run_cli(times_model, clip, *common[:-1])  # the same command, not quiet: it resumes
+    assert got == 0 and out.exists() and not work.exists(), lines
+    todo = sum(len(s.windows) for s in split(*plan_of(times_model, 30, 2), 10)[1:])
+    assert any(line.endswith(f"resumed: 1 of 3 parts done, {todo} windows to compute") for line in lines), lines
+
+
+def test_sigterm_mid_run_says_which_parts_are_kept(slow_model, clip, tmp_path):
+    out, work = tmp_path / "out.mkv", tmp_path / ".out.mkv.stvsr-parts"
+    proc = _cli(slow_model, clip, "-o", str(out), "--factor", "2", "--codec", "ffv1", "--pix-fmt", "yuv444p",
+                "--segment-frames", "5", "--threads", "1", "--scene-cuts", "off", "-q")
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and proc.poll() is None:  # the first part is in the manifest
+        try:
+            if json.loads((work / "manifest.json").read_text())["parts"]:
+                break
+        except (OSError, ValueError, KeyError):
+            pass
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    lines = err.splitlines()
+    assert proc.returncode == 143 and not out.exists(), lines
+    kept = len(json.loads((work / "manifest.json").read_text())["parts"])
+    parts = len(split(*plan_of(slow_model, 30, 2), 5))
+    assert 1 <= kept < parts, lines
+    assert lines[-1] == (f"stvsr-run: error: terminated; no output written; {kept} of {parts} parts "
+                         f"{'is' if kept == 1 else 'are'} kept in {work}: run the same command again to resume"), lines
+
+
+def test_segmented_run_warns_of_a_damaged_input_as_one_pass_does(times_model, tmp_path):
+    from tests.test_runtime_messages import _clip, _cut
+
+    cut = _cut(_clip(tmp_path / "full.mkv", "matroska", 40), tmp_path / "cut.mkv")
+    warnings = []
+    for parts in ("1000", "5"):  # one pass, then segments
+        code, lines = _run_cli(times_model, cut, "-o", tmp_path / f"out{parts}.mp4", "--segment-frames", parts,
+                               "--scene-cuts", "off", "-q")
+        assert code == 0 and len(lines) == 1 and "warning:" in lines[0], lines
+        warnings += lines
+    assert warnings[0] == warnings[1] and "declares 40 frames" in warnings[0], warnings

@@ -8,9 +8,8 @@ from pathlib import Path
 import torch
 
 from stvsr import models
+from stvsr.home import HOME_ENV as CACHE_ENV, stvsr_home
 from stvsr.models.checkpoint import sha256_file
-
-CACHE_ENV = "STVSR_HOME"
 
 # Where each network's official checkpoint is published: the authors' repository and the
 # released-model link as that repository's README gives it (README table "Weights" says the same).
@@ -36,8 +35,7 @@ def official_source(name: str) -> str:
 
 def cache_dir() -> Path:
     """``$STVSR_HOME/weights``, default ``~/.cache/stvsr/weights``."""
-    root = os.environ.get(CACHE_ENV) or os.path.join(os.path.expanduser("~"), ".cache", "stvsr")
-    return Path(root) / "weights"
+    return stvsr_home("weights")
 
 
 @dataclass

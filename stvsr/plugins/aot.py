@@ -27,6 +27,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from stvsr.home import stvsr_home
+
 from . import configs
 
 HIDDEN_PARAMS = ("global_scratch", "profile_scratch")
@@ -209,13 +211,9 @@ def _prebuilt(directory: str, key: str, arch: int) -> Kernel | None:
     return None
 
 
-HOME_ENV = "STVSR_HOME"     # the same root as the weights folder (stvsr.export.weights)
-
-
 def ptx_cache_dir() -> Path:
     """``$STVSR_HOME/cache/ptx`` (default ``~/.cache/stvsr/cache/ptx``): PTX compiled on earlier runs."""
-    root = os.environ.get(HOME_ENV) or os.path.join(os.path.expanduser("~"), ".cache", "stvsr")
-    return Path(root) / "cache" / "ptx"
+    return stvsr_home("cache", "ptx")
 
 
 @functools.lru_cache(maxsize=None)

@@ -97,9 +97,11 @@ def plan_batch(paths: Sequence[str], out_dir: str | None, default_output: Callab
 
 def _one_line(exc: BaseException) -> str:
     text = " ".join(str(exc).split())
+    note = getattr(exc, "resume_note", None)  # a segmented run's finished parts (stvsr.runtime.driver)
+    tail = f"; {note}" if note else ""
     if isinstance(exc, (RuntimeError, ValueError, OSError)):
-        return text or type(exc).__name__
-    return f"unexpected {type(exc).__name__}: {text[:300]}"
+        return (text or type(exc).__name__) + tail
+    return f"unexpected {type(exc).__name__}: {text[:300]}{tail}"
 
 
 def run_batch(items: Sequence[Item], process: Callable[[Item], object], overwrite: bool = False,

@@ -221,11 +221,13 @@ def main(model, inputs, output, overwrite, factor, backend, providers, threads, 
         end_bar()  # the bar ends before the error line, which then starts a line of its own
         # A signal can also surface as another exception (e.g. ImportError from a C extension's init).
         signum = guard.signal_of(exc)
+        note = getattr(exc, "resume_note", None)  # a segmented run's finished parts (stvsr.runtime.driver)
         if signum is not None:
-            guard.interrupted(signum)  # "... after OUTPUT was completely written" if the rename was done
+            guard.interrupted(signum, note)  # "... after OUTPUT was completely written" if the rename was done
+        tail = f"; {note}" if note else ""
         if isinstance(exc, (RuntimeError, ValueError, OSError)):  # BackendError, MetadataError, VideoError, ...
-            _fail(" ".join(str(exc).split()) or type(exc).__name__)
-        _fail(f"unexpected {type(exc).__name__}: {' '.join(str(exc).split())[:300]}")  # never a traceback
+            _fail((" ".join(str(exc).split()) or type(exc).__name__) + tail)
+        _fail(f"unexpected {type(exc).__name__}: {' '.join(str(exc).split())[:300]}{tail}")  # never a traceback
     finally:
         end_bar()
 

@@ -17,7 +17,7 @@ from typing import Callable
 from stvsr.outfile import SafeOutput
 from stvsr.runtime.backends.base import Backend
 from stvsr.runtime.join import join_parts
-from stvsr.runtime.pipeline import RunOptions, RunReport, VideoJob, plan_video, upscale_video
+from stvsr.runtime.pipeline import RunOptions, RunReport, VideoJob, announce, plan_video, upscale_video
 from stvsr.runtime.segments import Segment
 from stvsr.runtime.workdir import WorkDir, default_work_dir, file_sha256, fsync_file, input_identity
 
@@ -84,6 +84,20 @@ def passthrough_span(job: VideoJob) -> tuple[Fraction, Fraction | None]:
     return job.info.start, video_end(job.info, job.frames, job.fps_out)
 
 
+def note_kept_parts(exc: BaseException, work: WorkDir, segments: list[Segment]) -> None:
+    """Set ``exc.resume_note`` (``3 of 8 parts are kept in DIR: run the same command again to resume``)
+    when a segmented run stopped with finished parts in its work folder; the command's final line
+    (``stvsr.runtime.cli``) ends with it."""
+    kept = sum(work.finished(s.index) is not None for s in segments)
+    if kept:
+        note = (f"{kept} of {len(segments)} part{'s' * (len(segments) != 1)} {'is' if kept == 1 else 'are'} "
+                f"kept in {work.path}: run the same command again to resume")
+        try:
+            exc.resume_note = note
+        except (AttributeError, TypeError):  # an exception type without attributes: no note
+            pass
+
+
 def run_video(backend: Backend, model: ModelSource, input_path: str, out: SafeOutput, options: RunOptions,
               long: LongRunOptions, progress_factory: Callable[[int], Callable[[int], None]] | None = None,
               status: Callable[[str], None] | None = None) -> RunReport:
@@ -99,11 +113,7 @@ def run_video(backend: Backend, model: ModelSource, input_path: str, out: SafeOu
     work = WorkDir(folder, run_key(job, model, backend, options, long, segments), out.path.suffix or ".mp4", say)
     try:
         todo = [s for s in segments if work.finished(s.index) is None]
-        say(f"decoding {input_path}: {job.frames} frames, {info.width}x{info.height} at {float(info.fps):.3f} fps -> "
-            f"{job.total} frames, {job.out_size[1]}x{job.out_size[0]} at {float(job.fps_out):.3f} fps, "
-            f"{len(job.windows)} windows in {len(segments)} parts (work folder {folder})")
-        if info.damage:  # as a one-pass run: a truncated file or concealed errors, one line
-            say(f"warning: {info.damage}")
+        announce(job, say, f" in {len(segments)} parts (work folder {folder})")
         windows = sum(len(s.windows) for s in todo)
         say(f"resumed: {len(segments) - len(todo)} of {len(segments)} parts done, {windows} windows to compute")
         progress = progress_factory(windows) if progress_factory else (lambda k: None)
@@ -120,6 +130,9 @@ def run_video(backend: Backend, model: ModelSource, input_path: str, out: SafeOu
                           passthrough_span(job)):
             raise RuntimeError("the join stopped before the end")
         out.commit()
+    except BaseException as exc:  # a signal or a failure: say what a rerun resumes from
+        note_kept_parts(exc, work, segments)
+        raise
     finally:
         out.discard()
         work.close()

@@ -19,13 +19,13 @@ from typing import Callable
 
 import numpy as np
 
-HOME_ENV = "STVSR_HOME"   # the same root as the weights folder (stvsr.export.weights)
+from stvsr.home import stvsr_home
+
 VERSION = 1               # of the file layout
 
 
 def cache_dir() -> Path:
-    root = os.environ.get(HOME_ENV) or os.path.join(os.path.expanduser("~"), ".cache", "stvsr")
-    return Path(root) / "cache" / "memory"
+    return stvsr_home("cache", "memory")
 
 
 def _cpu_model() -> str:

@@ -26,7 +26,7 @@ import numpy as np
 
 from stvsr.outfile import SafeOutput
 from stvsr.runtime.backends.base import Backend, BackendError
-from stvsr.runtime.colour import FrameDecoder, plan_output
+from stvsr.runtime.colour import FrameDecoder, OutputColour, plan_output
 from stvsr.runtime.flow import FlowProvider, flow_provider
 from stvsr.runtime.frame_range import iter_frame_range
 from stvsr.runtime.memory import auto_tile, runs_on_host
@@ -35,7 +35,6 @@ from stvsr.runtime.passthrough import video_end
 from stvsr.runtime.stream_meta import output_timestamps
 from stvsr.runtime.tiling import pad_frames, run_tiled
 from stvsr.runtime.video_io import VideoInfo, VideoWriter, probe
-from stvsr.video import iter_rgb_frames
 from stvsr.runtime.segments import Segment, split
 from stvsr.runtime.shots import resolve_cuts
 from stvsr.runtime.windows import Window, plan
@@ -241,6 +240,178 @@ def _window_name(window, windows: list | None) -> str:
     return f"{name} (input frames {min(window.frames)} to {max(window.frames)}, counted from 0)"
 
 
+def announce(job: VideoJob, say: Callable[[str], None], parts: str = "") -> None:
+    """The opening lines of a run (one pass, or ``parts`` described by the segment driver): what is
+    decoded into what, then the input's damage (a truncated file or concealed errors: one warning
+    line, and the run goes on, exit 0)."""
+    info = job.info
+    say(f"decoding {job.input_path}: {job.frames} frames, {info.width}x{info.height} at {float(info.fps):.3f} fps -> "
+        f"{job.total} frames, {job.out_size[1]}x{job.out_size[0]} at {float(job.fps_out):.3f} fps, "
+        f"{len(job.windows)} windows{parts}")
+    if info.damage:
+        say(f"warning: {info.damage}")
+
+
+class _Threads:
+    """The reader and writer threads of one run, their bounded queues, the shared stop flag and the
+    errors they hand to the main thread. As a context manager: on entering, the temporary output is
+    created, the writer opens the encoder (before any window runs) and the reader starts; on leaving,
+    both are stopped and joined, and only then is an uncommitted temporary file removed."""
+
+    def __init__(self, out: SafeOutput, job: VideoJob, seg: Segment, multiple: int, frames_queue: int,
+                 outputs_queue: int, open_writer: Callable[[str], VideoWriter]):
+        self.out, self.open_writer = out, open_writer
+        self.stop, self.ready, self.finished = threading.Event(), threading.Event(), threading.Event()
+        self.frames: queue.Queue = queue.Queue(maxsize=frames_queue)
+        self.outputs: queue.Queue = queue.Queue(maxsize=outputs_queue)
+        self.errors: list[BaseException] = []
+        self.reader = threading.Thread(target=_reader, args=(job.input_path, seg.frames, multiple, self.frames,
+                                                             self.stop, seg.first_frame, job.info),
+                                       name="stvsr-reader", daemon=True)
+        self.writer = threading.Thread(target=_writer, args=(self._open, seg.outputs, job.out_size, self.outputs,
+                                                             self.stop, self.ready, self.finished, self.errors),
+                                       name="stvsr-writer", daemon=True)
+        self._tmp = ""
+
+    def _open(self) -> VideoWriter:
+        return self.open_writer(self._tmp)
+
+    def __enter__(self) -> "_Threads":
+        try:
+            self._tmp = self.out.create()
+            self.writer.start()
+            self.reader.start()
+            while not self.ready.wait(0.1):  # the encoder opens (or fails) before any window runs
+                pass
+            self.check()
+        except BaseException:
+            self.__exit__(None, None, None)
+            raise
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop.set()
+        for thread in (self.writer, self.reader):
+            _join_quietly(thread)
+        self.out.discard()
+
+    def check(self) -> None:
+        """Raise the first error another thread handed over."""
+        if self.errors:
+            raise self.errors[0]
+
+    def frame(self):
+        """The next decoded item (a frame, ``_DONE`` or a ``_Failure``), or the reason the run stopped."""
+        return _get(self.frames, self.stop, self.errors)
+
+    def write(self, index: int, frame: np.ndarray) -> None:
+        """Hand output ``index`` (of this run) to the writer."""
+        if not _put(self.outputs, (index, frame), self.stop):
+            raise _stop_reason(self.errors)
+
+    def finish(self) -> None:
+        """Wait for the writer to flush and close the file; raise if it did not reach the end."""
+        while self.writer.is_alive():
+            self.writer.join(0.1)
+        self.check()
+        if not self.finished.is_set():
+            raise RuntimeError("the encoder stopped before the end of the video")
+
+
+class _WindowRunner:
+    """Runs the windows of one segment: assembles each window's inputs (frames, times, flows) from the
+    decoded frames, picks the tile on the first window (memory budget), runs a tiled window at once and
+    keeps up to ``backend.max_in_flight`` others in flight, hands the kept outputs to the writer and
+    forgets the frames no later window reads."""
+
+    def __init__(self, backend: Backend, job: VideoJob, seg: Segment, opts: RunOptions, flows: FlowProvider | None,
+                 threads: _Threads, progress: Callable[[int], None], say: Callable[[str], None]):
+        self.backend, self.meta, self.job, self.seg, self.opts = backend, backend.metadata, job, seg, opts
+        self.flows, self.threads, self.progress, self.say = flows, threads, progress, say
+        self.tile = opts.tile
+        self.cache: dict[int, np.ndarray] = {}
+        self.decoded = seg.first_frame
+        self.in_flight: deque = deque()
+
+    def run(self) -> None:
+        windows = self.seg.windows
+        for k, window in enumerate(windows):
+            self._run(k, window)
+            lowest = min(windows[k + 1].frames) if k + 1 < len(windows) else self.job.frames
+            for idx in [i for i in self.cache if i < lowest]:  # forget frames no later window needs
+                del self.cache[idx]
+            self.threads.check()
+        while self.in_flight:
+            self._collect()
+
+    def _need(self, index: int) -> np.ndarray:
+        while index >= self.decoded:
+            item = self.threads.frame()
+            if isinstance(item, _Failure):
+                raise item.exc
+            if item is _DONE:
+                raise RuntimeError(f"{self.job.input_path}: decoded only {self.decoded} of {self.job.frames} frames "
+                                   "(truncated or corrupt video)")
+            self.cache[self.decoded] = item
+            self.decoded += 1
+        return self.cache[index]
+
+    def _inputs(self, stack: np.ndarray) -> dict[str, np.ndarray]:
+        meta = self.meta
+        inputs = {meta.inputs.get("frames", "frames"): stack}
+        if meta.takes_times:
+            inputs[meta.inputs.get("times", "times")] = np.asarray(self.job.times or [0.5], dtype=np.float32)
+        for name, (a, b) in zip(meta.flow_inputs, meta.flow_pairs):
+            inputs[name] = self.flows(stack[0, a], stack[0, b])[None]
+        return inputs
+
+    def _checked(self, result: np.ndarray, frames: np.ndarray, window: Window) -> np.ndarray:
+        return _checked(result, frames, self.job.outputs, self.meta.scale, window, self.job.windows)
+
+    def _run(self, k: int, window: Window) -> None:
+        meta, opts, backend = self.meta, self.opts, self.backend
+        stack = np.stack([self._need(i) for i in window.frames])[None]
+        inputs = self._inputs(stack)
+        spatial = {name for name in inputs if name != meta.inputs.get("times", "times")}
+        frames_name = meta.inputs.get("frames", "frames")
+
+        def checked_run(part: dict) -> np.ndarray:
+            return self._checked(backend.run(part), part[frames_name], window)
+
+        if k == 0 and self.tile is None and opts.max_memory and runs_on_host(backend):
+            # Full-resolution float32 frames held at once (output queue, reorder buffer, windows in flight).
+            held = ((self.threads.outputs.maxsize + self.job.outputs * (backend.max_in_flight + 2))
+                    * 3 * stack.shape[-2] * stack.shape[-1])
+            self.tile = auto_tile(checked_run, inputs, spatial, meta.size_multiple, opts.tile_overlap, opts.max_memory,
+                                  held * meta.scale * meta.scale * 4, self.say, probe_key(backend, inputs, spatial))
+        if self.tile and max(stack.shape[-2:]) > self.tile:
+            self._emit(window, run_tiled(checked_run, inputs, spatial, self.tile, opts.tile_overlap,
+                                         meta.size_multiple, meta.scale))
+        else:
+            self.in_flight.append((window, stack, backend.submit(inputs)))
+            if len(self.in_flight) >= backend.max_in_flight:
+                self._collect()
+
+    def _collect(self) -> None:
+        window, frames, ticket = self.in_flight.popleft()
+        self._emit(window, self._checked(self.backend.collect(ticket), frames, window))
+
+    def _emit(self, window: Window, result: np.ndarray) -> None:
+        for out_idx, g in window.keep:
+            self.threads.write(g - self.seg.out_start, result[0, out_idx])
+        self.progress(1)
+
+
+def _output_picture(job: VideoJob, opts: RunOptions, first: bool, say: Callable[[str], None]) -> OutputColour:
+    """The output's colour plan (``stvsr.runtime.colour.plan_output``); its note is said by the run
+    that writes the first frames."""
+    info = job.info
+    picture = plan_output(info.picture, opts.codec, opts.pix_fmt, info.width, info.height)
+    if picture.note and first:
+        say(f"colour: {picture.note}")
+    return picture
+
+
 def upscale_video(backend: Backend, input_path: str, output_path: str | SafeOutput, options: RunOptions | None = None,
                   progress_factory: Callable[[int], Callable[[int], None]] | None = None,
                   flows: FlowProvider | None = None, status: Callable[[str], None] | None = None,
@@ -259,115 +430,25 @@ def upscale_video(backend: Backend, input_path: str, output_path: str | SafeOutp
     say = status or (lambda message: None)
     out = output_path if isinstance(output_path, SafeOutput) else SafeOutput(output_path, [input_path])
     job = job or plan_video(backend, input_path, opts, say)
-    info, n, factor, times, outputs, out_size = job.info, job.frames, job.factor, job.times, job.outputs, job.out_size
-    seg = segment or Segment(0, job.windows, 0, job.total, 0, n - 1)
-    windows, total, scale, fps_out = seg.windows, seg.outputs, meta.scale, job.fps_out
+    info, factor, out_size = job.info, job.factor, job.out_size
+    seg = segment or Segment(0, job.windows, 0, job.total, 0, job.frames - 1)
     flows = flows or (flow_provider(opts.flow) if meta.flow_inputs else None)
     if segment is None:
-        say(f"decoding {input_path}: {n} frames, {info.width}x{info.height} at {float(info.fps):.3f} fps -> {total} "
-            f"frames, {out_size[1]}x{out_size[0]} at {float(fps_out):.3f} fps, {len(windows)} windows")
-        if info.damage:  # a truncated file or concealed errors: one line, and the run goes on (exit 0)
-            say(f"warning: {info.damage}")
-    progress = progress_factory(len(windows)) if progress_factory else (lambda k: None)
-    stop, ready, finished = threading.Event(), threading.Event(), threading.Event()
-    frames_q: queue.Queue = queue.Queue(maxsize=meta.window + 4)
-    out_q: queue.Queue = queue.Queue(maxsize=max(8, 2 * len(meta.output_positions) + 8))
-    errors: list[BaseException] = []
+        announce(job, say)
+    progress = progress_factory(len(seg.windows)) if progress_factory else (lambda k: None)
+    picture = _output_picture(job, opts, segment is None or seg.out_start == 0, say)
 
-    picture = plan_output(info.picture, opts.codec, opts.pix_fmt, info.width, info.height)
-    if picture.note and (segment is None or seg.out_start == 0):
-        say(f"colour: {picture.note}")
-
-    def open_writer() -> VideoWriter:
-        return VideoWriter(tmp, info, fps_out, out_size[1], out_size[0], opts.codec, opts.crf, opts.preset,
+    def open_writer(tmp: str) -> VideoWriter:
+        return VideoWriter(tmp, info, job.fps_out, out_size[1], out_size[0], opts.codec, opts.crf, opts.preset,
                            opts.pix_fmt, opts.copy_streams and segment is None, part_timestamps(job, seg, segment),
-                           name=str(out.path), passthrough_end=video_end(info, n, fps_out), colour=picture)
+                           name=str(out.path), passthrough_end=video_end(info, job.frames, job.fps_out), colour=picture)
 
-    reader = threading.Thread(target=_reader, args=(input_path, seg.frames, meta.size_multiple, frames_q, stop,
-                                                    seg.first_frame, info), name="stvsr-reader", daemon=True)
-    write_thread = threading.Thread(target=_writer, args=(open_writer, total, out_size, out_q, stop, ready, finished,
-                                                          errors), name="stvsr-writer", daemon=True)
     start = time.perf_counter()
-    cache: dict[int, np.ndarray] = {}
-    decoded = seg.first_frame
-    in_flight: deque = deque()
-
-    def need(index: int) -> np.ndarray:
-        nonlocal decoded
-        while index >= decoded:
-            item = _get(frames_q, stop, errors)
-            if isinstance(item, _Failure):
-                raise item.exc
-            if item is _DONE:
-                raise RuntimeError(f"{input_path}: decoded only {decoded} of {n} frames (truncated or corrupt video)")
-            cache[decoded] = item
-            decoded += 1
-        return cache[index]
-
-    def emit(window, result: np.ndarray) -> None:
-        for out_idx, g in window.keep:
-            if not _put(out_q, (g - seg.out_start, result[0, out_idx]), stop):
-                raise _stop_reason(errors)
-        progress(1)
-
-    try:
-        tmp = out.create()
-        write_thread.start()
-        reader.start()
-        while not ready.wait(0.1):  # the encoder opens (or fails) before any window runs
-            pass
-        if errors:
-            raise errors[0]
-        tile = opts.tile
-        for k, window in enumerate(windows):
-            stack = np.stack([need(i) for i in window.frames])[None]
-            inputs = {meta.inputs.get("frames", "frames"): stack}
-            if meta.takes_times:
-                inputs[meta.inputs.get("times", "times")] = np.asarray(times or [0.5], dtype=np.float32)
-            for name, (a, b) in zip(meta.flow_inputs, meta.flow_pairs):
-                inputs[name] = flows(stack[0, a], stack[0, b])[None]
-            spatial = {name for name in inputs if name != meta.inputs.get("times", "times")}
-            frames_name = meta.inputs.get("frames", "frames")
-
-            def checked_run(part: dict) -> np.ndarray:
-                return _checked(backend.run(part), part[frames_name], outputs, scale, window, job.windows)
-
-            if k == 0 and tile is None and opts.max_memory and runs_on_host(backend):
-                # Full-resolution float32 frames held at once (output queue, reorder buffer, windows in flight).
-                held = (out_q.maxsize + outputs * (backend.max_in_flight + 2)) * 3 * stack.shape[-2] * stack.shape[-1]
-                tile = auto_tile(checked_run, inputs, spatial, meta.size_multiple, opts.tile_overlap, opts.max_memory,
-                                 held * scale * scale * 4, say, probe_key(backend, inputs, spatial))
-            if tile and max(stack.shape[-2:]) > tile:
-                emit(window, run_tiled(checked_run, inputs, spatial, tile, opts.tile_overlap, meta.size_multiple, scale))
-            else:
-                in_flight.append((window, stack, backend.submit(inputs)))
-                if len(in_flight) >= backend.max_in_flight:
-                    done, frames, ticket = in_flight.popleft()
-                    emit(done, _checked(backend.collect(ticket), frames, outputs, scale, done, job.windows))
-            # Forget frames no later window needs.
-            lowest = min(windows[k + 1].frames) if k + 1 < len(windows) else n
-            for idx in [i for i in cache if i < lowest]:
-                del cache[idx]
-            if errors:
-                raise errors[0]
-        while in_flight:
-            done, frames, ticket = in_flight.popleft()
-            emit(done, _checked(backend.collect(ticket), frames, outputs, scale, done, job.windows))
-        while write_thread.is_alive():  # the writer flushes and closes the file
-            write_thread.join(0.1)
-        if errors:
-            raise errors[0]
-        if not finished.is_set():
-            raise RuntimeError("the encoder stopped before the end of the video")
+    with _Threads(out, job, seg, meta.size_multiple, meta.window + 4, max(8, 2 * len(meta.output_positions) + 8),
+                  open_writer) as threads:
+        _WindowRunner(backend, job, seg, opts, flows, threads, progress, say).run()
+        threads.finish()
         out.commit()
-    except BaseException:
-        stop.set()
-        raise
-    finally:
-        stop.set()
-        for thread in (write_thread, reader):
-            _join_quietly(thread)
-        out.discard()
-    elapsed = time.perf_counter() - start
-    return RunReport(str(out.path), seg.frames, total, factor, info.fps, info.fps * (factor + 1),
-                     (out_size[1], out_size[0]), elapsed, len(windows), info.variable_rate, len(job.cuts))
+    return RunReport(str(out.path), seg.frames, seg.outputs, factor, info.fps, info.fps * (factor + 1),
+                     (out_size[1], out_size[0]), time.perf_counter() - start, len(seg.windows), info.variable_rate,
+                     len(job.cuts))
