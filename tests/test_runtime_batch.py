@@ -126,3 +126,10 @@ def test_cli_folder_resume_and_failures(times_model, folder, tmp_path):
     cuts.write_text("1\n")
     res = _cli(times_model, str(folder), "-o", str(out), "--scene-cuts", str(cuts))
     assert res.returncode == 1 and "is for one input" in res.stderr and len(res.stderr.strip().splitlines()) == 1
+
+
+def test_several_inputs_into_a_video_file_name_is_refused(times_model, folder, tmp_path):
+    res = _cli(times_model, str(folder), "-o", str(tmp_path / "out.mp4"))
+    lines = res.stderr.strip().splitlines()
+    assert res.returncode == 1 and len(lines) == 1 and "names a video file" in lines[0], res.stderr
+    assert not (tmp_path / "out.mp4").exists()                 # no folder created under a video's name

@@ -287,6 +287,7 @@ def test_ray_address_where_nothing_listens_is_one_line(times_model, clip, tmp_pa
     lines = [line for line in err.splitlines() if "error" in line]
     assert len(lines) == 1 and "no Ray cluster at 127.0.0.1:1" in lines[0], err
     assert "Traceback" not in err and not (tmp_path / "o.mp4").exists()
+    assert sorted(os.listdir(tmp_path)) == [], os.listdir(tmp_path)  # no work folder left behind either
 
 
 def test_two_ray_workers_equal_one_pass(times_model, clip, tmp_path):

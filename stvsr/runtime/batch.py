@@ -79,6 +79,9 @@ def plan_batch(paths: Sequence[str], out_dir: str | None, default_output: Callab
     if out_dir is not None:
         if os.path.exists(out_dir) and not os.path.isdir(out_dir):
             raise BatchError(f"-o {out_dir}: not a folder (several inputs are written into a folder)")
+        if not os.path.exists(out_dir) and Path(out_dir).suffix.lower() in VIDEO_SUFFIXES:
+            raise BatchError(f"-o {out_dir}: several inputs are written into a folder, and this names a video file; "
+                             "give a folder (created if missing)")
         try:
             os.makedirs(out_dir, exist_ok=True)
         except OSError as exc:

@@ -41,7 +41,7 @@ def uses_gpu(model) -> bool:
     return backend == "tensorrt" or any("CUDA" in p or "Tensorrt" in p for p in model.providers)
 
 
-def _check_reachable(address: str) -> None:
+def check_reachable(address: str) -> None:
     """One line, quickly, when nothing listens at ``HOST:PORT`` (Ray itself waits much longer)."""
     target = address[len("ray://"):] if address.startswith("ray://") else address
     host, sep, port = target.rpartition(":")
@@ -63,7 +63,7 @@ def _start(address: str | None, cpus: int) -> bool:
         return False
     if address:
         if address != "auto":
-            _check_reachable(address)
+            check_reachable(address)
         try:
             ray.init(address=address, logging_level=logging.ERROR, log_to_driver=False)
         except Exception as exc:

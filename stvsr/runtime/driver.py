@@ -103,6 +103,10 @@ def run_video(backend: Backend, model: ModelSource, input_path: str, out: SafeOu
               status: Callable[[str], None] | None = None) -> RunReport:
     """Run ``input_path`` into ``out``: one pass when it is one segment and nothing asks for parts."""
     say = status or (lambda message: None)
+    if long.ray not in (None, "", "local", "auto"):  # a cluster address: fail in seconds, before any work
+        from stvsr.runtime.distributed import check_reachable
+
+        check_reachable(long.ray)
     job = plan_video(backend, input_path, options, status)
     segments = job.segments(long.segment_frames)
     if len(segments) <= 1 and not long.distributed and long.work_dir is None and not long.keep_parts:
@@ -131,7 +135,10 @@ def run_video(backend: Backend, model: ModelSource, input_path: str, out: SafeOu
             raise RuntimeError("the join stopped before the end")
         out.commit()
     except BaseException as exc:  # a signal or a failure: say what a rerun resumes from
-        note_kept_parts(exc, work, segments)
+        if any(work.finished(s.index) is not None for s in segments):
+            note_kept_parts(exc, work, segments)
+        else:
+            work.remove()  # nothing to resume from: leave no work folder behind (only stvsr's files go)
         raise
     finally:
         out.discard()
