@@ -101,3 +101,33 @@ def test_cpu_int8_target_is_unchanged(graphs):
     deconv = next(n for n in cpu.graph.node if n.op_type == "ConvTranspose")
     assert inits[_dq_for(cpu, deconv.input[1]).input[1]].shape == (4,)
     assert _dq_for(cpu, deconv.input[2]) is not None
+
+
+def shared_weight_graph() -> onnx.ModelProto:
+    """Two Convs sharing one weight through ``Identity`` nodes, as torch's exporter writes a module used
+    twice (STARnet shares 22 weights this way): x -> Conv(Identity(w)) -> Relu -> Conv(Identity(w))."""
+    rng = np.random.default_rng(2)
+    inits = [numpy_helper.from_array(rng.normal(0, 0.3, (3, 3, 3, 3)).astype(np.float32), "w"),
+             numpy_helper.from_array(rng.normal(0, 0.1, 3).astype(np.float32), "b")]
+    nodes = [helper.make_node("Identity", ["w"], ["w_a"], name="id_a"),
+             helper.make_node("Identity", ["w"], ["w_b"], name="id_b"),
+             helper.make_node("Conv", ["x", "w_a", "b"], ["c"], name="conv_a", pads=[1, 1, 1, 1]),
+             helper.make_node("Relu", ["c"], ["r"], name="relu"),
+             helper.make_node("Conv", ["r", "w_b", "b"], ["y"], name="conv_b", pads=[1, 1, 1, 1])]
+    graph = helper.make_graph(nodes, "shared", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 8, 8])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3, 8, 8])], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 19)])
+    model.ir_version = 10
+    return model
+
+
+@pytest.mark.parametrize("target", ["tensorrt", "cpu"])
+def test_weights_behind_identity_keep_per_channel_scales(target):
+    q = to_int8(shared_weight_graph(), _calibration(), target)
+    inits = {t.name: numpy_helper.to_array(t) for t in q.graph.initializer}
+    producers = {o: n for n in q.graph.node for o in n.output}
+    for conv in (n for n in q.graph.node if n.op_type == "Conv"):
+        dq = producers[conv.input[1]]
+        assert dq.op_type == "DequantizeLinear", dq.op_type        # the weight itself is dequantized
+        assert inits[dq.input[0]].dtype == np.int8                  # from constant int8 weights
+        assert inits[dq.input[1]].shape == (3,)                     # one scale per output channel

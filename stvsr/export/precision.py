@@ -201,6 +201,29 @@ def tensorrt_quant_options(model: onnx.ModelProto, exclude: Iterable[str] = ()) 
             "TensorQuantOverrides": {w: [{"symmetric": True}] for w in deconv_weights}}
 
 
+def fold_weight_identities(model: onnx.ModelProto) -> int:
+    """Feed every consumer of ``Identity(initializer)`` the initializer itself and drop the Identity.
+
+    torch's exporter routes a weight used by several modules through ``Identity`` nodes (STARnet
+    shares 22 this way); the quantizer then sees an activation, not a weight, and gives it one
+    per-tensor scale. Folded, each such weight is quantized per output channel like any other.
+    Returns the number of nodes removed (graph outputs are left alone)."""
+    inits = {t.name for t in model.graph.initializer}
+    outputs = {o.name for o in model.graph.output}
+    alias = {n.output[0]: n.input[0] for n in model.graph.node
+             if n.op_type == "Identity" and n.input[0] in inits and n.output[0] not in outputs}
+    if not alias:
+        return 0
+    keep = [n for n in model.graph.node if not (n.op_type == "Identity" and n.output[0] in alias)]
+    for node in keep:
+        for i, name in enumerate(node.input):
+            if name in alias:
+                node.input[i] = alias[name]
+    del model.graph.node[:]
+    model.graph.node.extend(keep)
+    return len(alias)
+
+
 def to_int8(model: onnx.ModelProto, calibration: Iterable[dict[str, np.ndarray]],
             target: str = "tensorrt") -> onnx.ModelProto:
     """Explicitly quantized copy for ``target`` (see the module docstring), FP32 islands excluded."""
@@ -214,6 +237,7 @@ def to_int8(model: onnx.ModelProto, calibration: Iterable[dict[str, np.ndarray]]
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
 
     model = onnx.ModelProto.FromString(model.SerializeToString())
+    fold_weight_identities(model)  # shared weights are weights, quantized per channel
     _name_nodes(model)
     exclude = sorted(fp32_island(model))
     extra = {"ActivationSymmetric": not cpu, "WeightSymmetric": True}
