@@ -76,14 +76,6 @@ def run_key(job: VideoJob, model: ModelSource, backend: Backend, options: RunOpt
             "plan": [[s.out_start, s.out_end, s.first_frame, s.last_frame] for s in segments]}
 
 
-def passthrough_span(job: VideoJob) -> tuple[Fraction, Fraction | None]:
-    """The source span (seconds) whose audio/subtitles go with the joined video: as a one-pass run's
-    ``VideoWriter`` copies them (from the first frame's time to the end of the used frames)."""
-    from stvsr.runtime.passthrough import video_end
-
-    return job.info.start, video_end(job.info, job.frames, job.fps_out)
-
-
 def note_kept_parts(exc: BaseException, work: WorkDir, segments: list[Segment]) -> None:
     """Set ``exc.resume_note`` (``3 of 8 parts are kept in DIR: run the same command again to resume``)
     when a segmented run stopped with finished parts in its work folder; the command's final line
@@ -131,7 +123,7 @@ def run_video(backend: Backend, model: ModelSource, input_path: str, out: SafeOu
         tmp = out.create()
         parts = [str(work.finished(s.index)) for s in segments]
         if not join_parts(parts, tmp, str(out.path), job.total, input_path if options.copy_streams else None,
-                          passthrough_span(job)):
+                          job.passthrough_span()):
             raise RuntimeError("the join stopped before the end")
         out.commit()
     except BaseException as exc:  # a signal or a failure: say what a rerun resumes from

@@ -98,6 +98,11 @@ class VideoJob:
     def segments(self, segment_frames: int | None) -> list[Segment]:
         return split(self.windows, self.total, segment_frames, self.cuts)
 
+    def passthrough_span(self) -> tuple[Fraction, Fraction | None]:
+        """The source span (seconds) whose audio and subtitles go with the output, a one-pass file
+        or the join of its parts alike: from the first frame's time to the end of the used frames."""
+        return self.info.start, video_end(self.info, self.frames, self.fps_out)
+
 
 def plan_video(backend: Backend, input_path: str, opts: RunOptions,
                status: Callable[[str], None] | None = None) -> VideoJob:
@@ -441,7 +446,7 @@ def upscale_video(backend: Backend, input_path: str, output_path: str | SafeOutp
     def open_writer(tmp: str) -> VideoWriter:
         return VideoWriter(tmp, info, job.fps_out, out_size[1], out_size[0], opts.codec, opts.crf, opts.preset,
                            opts.pix_fmt, opts.copy_streams and segment is None, part_timestamps(job, seg, segment),
-                           name=str(out.path), passthrough_end=video_end(info, job.frames, job.fps_out), colour=picture)
+                           name=str(out.path), passthrough_end=job.passthrough_span()[1], colour=picture)
 
     start = time.perf_counter()
     with _Threads(out, job, seg, meta.size_multiple, meta.window + 4, max(8, 2 * len(meta.output_positions) + 8),
