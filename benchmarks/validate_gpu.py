@@ -43,7 +43,7 @@ def _export(work: Path, name: str, precision: str, official: bool, video: str | 
 
 def _write_report(args, machine, w: int, h: int, video: str, rows: list, failures: list, done: bool) -> None:
     """The Markdown report, rewritten after every combination: a run stopped early keeps what it measured."""
-    lines = [f"# stvsr GPU validation", "", f"TensorRT {machine.tensorrt}, {machine.gpu} (sm_{machine.compute_capability}), "
+    lines = ["# stvsr GPU validation", "", f"TensorRT {machine.tensorrt}, {machine.gpu} (sm_{machine.compute_capability}), "
              f"LR {w}x{h}, builder optimization level {args.opt_level}, "
              f"{'video ' + video if video else 'seeded random frames (no video on this host)'}", ""]
     if not done:

@@ -70,8 +70,9 @@ def _seeking(path: str, first: int, count: int, info: VideoInfo, to_rgb: Callabl
 
 def iter_frame_range(path: str | os.PathLike, first: int, count: int, info: VideoInfo | None = None,
                      to_rgb: Callable = _to_rgb) -> Iterator[np.ndarray]:
-    """Input frames ``first .. first+count-1`` as uint8 RGB ``[H, W, 3]``; seeks when ``info`` has
-    the frames' presentation times, else decodes from the start."""
+    """Input frames ``first .. first+count-1``, each converted by ``to_rgb`` (default: uint8 RGB
+    ``[H, W, 3]``; the pipeline passes ``stvsr.runtime.colour.FrameDecoder``); seeks when ``info``
+    has the frames' presentation times, else decodes from the start."""
     path = os.fspath(path)
     if first == 0 or info is None or not info.pts or len(info.pts) < first + count:
         yield from _sequential(path, first, count, to_rgb)
