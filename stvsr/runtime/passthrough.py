@@ -36,6 +36,8 @@ KNOWN_CODECS = {"mpegts": frozenset({
     "mpeg1video", "mpeg2video", "mpeg4", "h264", "hevc", "vvc", "cavs", "dirac", "vc1", "av1",
     "mp1", "mp2", "mp3", "aac", "aac_latm", "ac3", "eac3", "dts", "truehd", "opus", "s302m",
     "dvb_subtitle", "dvb_teletext", "arib_caption"})}
+FORMAT_NAMES = {"mp4": "an MP4", "mov": "a MOV", "matroska": "a Matroska", "webm": "a WebM", "mpegts": "an MPEG-TS",
+                "avi": "an AVI"}
 TEXT_SUBTITLES = ("mov_text", "ass", "subrip", "webvtt")   # encoders a text subtitle can be converted to
 _STALE_TAGS = ("duration", "number_of_frames", "number_of_bytes", "bps", "_statistics_", "encoder",
                "major_brand", "minor_version", "compatible_brands")  # describe the source file, not the copy
@@ -65,7 +67,7 @@ def _fits(muxer: str, add) -> bool:
     scratch = av.open(io.BytesIO(), "w", format=muxer)
     try:
         stream = add(scratch)
-        if stream.codec_context is not None and refuses(muxer, stream.codec_context.name):
+        if stream.codec_context is not None and refuses(muxer, stream.codec_context.codec.canonical_name):
             return False
         scratch.start_encoding()
         return True
@@ -114,7 +116,7 @@ class StreamPlan:
 
 
 def _describe(s) -> str:
-    codec = s.codec_context.name if s.codec_context is not None else (s.metadata.get("filename") or "data")
+    codec = s.codec_context.codec.canonical_name if s.codec_context is not None else "data"
     lang = s.metadata.get("language")
     return f"{s.type} stream {s.index} ({codec}{', ' + lang if lang and lang != 'und' else ''})"
 
@@ -124,7 +126,10 @@ def plan_streams(source_path: str, output_name: str) -> StreamPlan:
     ``output_name`` keeps, converts or leaves out (said in ``notes``), and its container tags."""
     from stvsr.runtime.join import container_format
 
-    probe = av.open(str(output_name), "w", format=container_format(str(output_name)))  # no file is created
+    try:
+        probe = av.open(str(output_name), "w", format=container_format(str(output_name)))  # no file is created
+    except Exception:
+        return StreamPlan(source_path, "")  # no format for this name: the video writer says so
     muxer = format_name(probe)
     probe.close()
     plan = StreamPlan(source_path, muxer)
@@ -146,9 +151,11 @@ def plan_streams(source_path: str, output_name: str) -> StreamPlan:
                 plan.attachments.append(s.index)
             else:
                 dropped.append(f"attachment {s.index} ({s.metadata.get('filename') or 'unnamed'})")
-    what = "an MP4" if muxer in ("mp4", "mov") else f"a {muxer}"
+    what = FORMAT_NAMES.get(muxer, f"a {muxer}")
     if converted:
-        plan.notes.append(f"converted {', '.join(converted)}: {what} file cannot hold them as they are")
+        one = len(converted) == 1
+        plan.notes.append(f"converted {', '.join(converted)}: {what} file cannot hold {'it' if one else 'them'} "
+                          f"as {'it is' if one else 'they are'}")
     if dropped:
         plan.notes.append(f"left out {', '.join(dropped)}: {what} file cannot hold "
                           f"{'it' if len(dropped) == 1 else 'them'}")
