@@ -265,10 +265,14 @@ class Passthrough:
             return
         from av.subtitles.subtitle import SubtitleSet
 
-        subtitles = packet.stream.codec_context.decode2(packet)
+        try:
+            subtitles = packet.stream.codec_context.decode2(packet)
+        except av.error.FFmpegError:
+            return                                   # a damaged cue is left out, as ffmpeg leaves it out
         if not subtitles:
             return                                   # mov_text's empty gap samples
-        shown = Fraction(subtitles.end_display_time - subtitles.start_display_time, 1000)
+        end = subtitles.end_display_time   # ms after the packet's time; UINT32_MAX: until the next cue
+        shown = Fraction(end - subtitles.start_display_time, 1000) if end < 1 << 31 else Fraction(0)
         for rect in subtitles:
             text = getattr(rect, "ass", None)
             if not text:
