@@ -16,7 +16,7 @@ from typing import Callable
 
 from stvsr.outfile import SafeOutput
 from stvsr.runtime.backends.base import Backend
-from stvsr.runtime.join import join_parts
+from stvsr.runtime.join import join_parts, part_suffix
 from stvsr.runtime.pipeline import RunOptions, RunReport, VideoJob, announce, plan_video, upscale_video
 from stvsr.runtime.segments import Segment
 from stvsr.runtime.workdir import WorkDir, default_work_dir, file_sha256, fsync_file, input_identity
@@ -106,7 +106,7 @@ def run_video(backend: Backend, model: ModelSource, input_path: str, out: SafeOu
     start = time.perf_counter()
     info = job.info
     folder = Path(long.work_dir) if long.work_dir else default_work_dir(out.path)
-    work = WorkDir(folder, run_key(job, model, backend, options, long, segments), out.path.suffix or ".mp4", say)
+    work = WorkDir(folder, run_key(job, model, backend, options, long, segments), part_suffix(out.path), say)
     try:
         todo = [s for s in segments if work.finished(s.index) is None]
         announce(job, say, f" in {len(segments)} parts (work folder {folder})")
@@ -123,7 +123,8 @@ def run_video(backend: Backend, model: ModelSource, input_path: str, out: SafeOu
         tmp = out.create()
         parts = [str(work.finished(s.index)) for s in segments]
         if not join_parts(parts, tmp, str(out.path), job.total, input_path if options.copy_streams else None,
-                          job.passthrough_span()):
+                          job.passthrough_span(), time_base=job.time_base,
+                          rate=job.fps_out, say=say):
             raise RuntimeError("the join stopped before the end")
         out.commit()
     except BaseException as exc:  # a signal or a failure: say what a rerun resumes from

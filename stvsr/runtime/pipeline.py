@@ -31,7 +31,7 @@ from stvsr.runtime.flow import FlowProvider, flow_provider
 from stvsr.runtime.frame_range import iter_frame_range
 from stvsr.runtime.memory import auto_tile, runs_on_host
 from stvsr.runtime.memory_cache import probe_key
-from stvsr.runtime.passthrough import video_end
+from stvsr.runtime.passthrough import plan_streams, video_end
 from stvsr.runtime.stream_meta import output_timestamps
 from stvsr.runtime.tiling import pad_frames, run_tiled
 from stvsr.runtime.video_io import VideoInfo, VideoWriter, probe
@@ -94,6 +94,12 @@ class VideoJob:
     fps_out: Fraction
     timestamps: tuple[Fraction, list[int]] | None
     cuts: list[int] = field(default_factory=list)  # first frame of each shot after the first
+    limited: bool = False           # --frames given: copied audio/subtitles end with the video in every case
+
+    @property
+    def time_base(self) -> Fraction:
+        """The encoder's time base: the real timestamps', or one output frame at a constant rate."""
+        return self.timestamps[0] if self.timestamps is not None else 1 / self.fps_out
 
     def segments(self, segment_frames: int | None) -> list[Segment]:
         return split(self.windows, self.total, segment_frames, self.cuts)
@@ -101,7 +107,7 @@ class VideoJob:
     def passthrough_span(self) -> tuple[Fraction, Fraction | None]:
         """The source span (seconds) whose audio and subtitles go with the output, a one-pass file
         or the join of its parts alike: from the first frame's time to the end of the used frames."""
-        return self.info.start, video_end(self.info, self.frames, self.fps_out)
+        return self.info.start, video_end(self.info, self.frames, self.fps_out, self.limited)
 
 
 def plan_video(backend: Backend, input_path: str, opts: RunOptions,
@@ -116,7 +122,7 @@ def plan_video(backend: Backend, input_path: str, opts: RunOptions,
     outputs = len(meta.output_positions) + (len(times or [0.5]) if meta.takes_times else 0)
     return VideoJob(input_path, info, n, windows, times, factor, outputs, n + (n - 1) * factor,
                     (info.height * meta.scale, info.width * meta.scale), info.fps * (factor + 1),
-                    _timestamps(info, n, factor), cuts)
+                    _timestamps(info, n, factor), cuts, opts.max_frames is not None)
 
 
 def part_timestamps(job: VideoJob, seg: Segment, segment: Segment | None) -> tuple[Fraction, list[int]] | None:
@@ -125,7 +131,7 @@ def part_timestamps(job: VideoJob, seg: Segment, segment: Segment | None) -> tup
     if segment is None:
         return job.timestamps
     if job.timestamps is None:
-        return 1 / job.fps_out, list(range(seg.out_start, seg.out_end))
+        return job.time_base, list(range(seg.out_start, seg.out_end))
     return job.timestamps[0], job.timestamps[1][seg.out_start:seg.out_end]
 
 
@@ -442,11 +448,15 @@ def upscale_video(backend: Backend, input_path: str, output_path: str | SafeOutp
         announce(job, say)
     progress = progress_factory(len(seg.windows)) if progress_factory else (lambda k: None)
     picture = _output_picture(job, opts, segment is None or seg.out_start == 0, say)
+    streams = plan_streams(input_path, str(out.path)) if opts.copy_streams and segment is None else None
+    for note in streams.notes if streams is not None else ():
+        say(f"note: {note}")
 
     def open_writer(tmp: str) -> VideoWriter:
         return VideoWriter(tmp, info, job.fps_out, out_size[1], out_size[0], opts.codec, opts.crf, opts.preset,
                            opts.pix_fmt, opts.copy_streams and segment is None, part_timestamps(job, seg, segment),
-                           name=str(out.path), passthrough_end=job.passthrough_span()[1], colour=picture)
+                           name=str(out.path), passthrough_end=job.passthrough_span()[1], colour=picture,
+                           streams=streams)
 
     start = time.perf_counter()
     with _Threads(out, job, seg, meta.size_multiple, meta.window + 4, max(8, 2 * len(meta.output_positions) + 8),

@@ -72,11 +72,12 @@ def output_timestamps(pts: Sequence[int], factor: int) -> list[int]:
 TAIL_LIMIT = 1000  # packets of the last group of pictures decoded again by ``tail_damage``
 
 
-def scan_stream(container, stream, tail: list | None = None) -> tuple[int, list[int | None], list[int] | None]:
-    """Demux ``stream`` once: the number of non-empty packets, their pts, and the display matrix
-    of the first decodable frame (only the packets up to that frame are decoded). With ``tail``
-    (a list), it receives the packets from the last keyframe on (for ``tail_damage``)."""
-    count, pts, matrix, looking = 0, [], None, True
+def scan_stream(container, stream, tail: list | None = None) -> tuple[int, list[int | None], list[int] | None, int]:
+    """Demux ``stream`` once: the number of non-empty packets shown, their pts, the display matrix
+    of the first decodable frame (only the packets up to that frame are decoded), and the number
+    of packets an edit list hides (``is_discard``: decoded, never shown). With ``tail`` (a list),
+    it receives the packets from the last keyframe on (for ``tail_damage``)."""
+    count, pts, matrix, looking, hidden = 0, [], None, True, 0
     for packet in container.demux(stream):
         if not packet.size:
             continue
@@ -85,7 +86,9 @@ def scan_stream(container, stream, tail: list | None = None) -> tuple[int, list[
                 tail.clear()
             if len(tail) < TAIL_LIMIT:  # a stream without keyframe flags is not decoded again whole
                 tail.append(packet)
-        if not packet.is_discard:  # edit-list pre-roll is decoded but never shown
+        if packet.is_discard:  # edit-list pre-roll is decoded but never shown
+            hidden += 1
+        else:
             count += 1
             pts.append(packet.pts)
         if looking:
@@ -95,7 +98,7 @@ def scan_stream(container, stream, tail: list | None = None) -> tuple[int, list[
                 frames, looking = [], False
             if frames:
                 matrix, looking = display_matrix(frames[0]), False
-    return count, pts, matrix
+    return count, pts, matrix, hidden
 
 
 def tail_damage(stream, tail: list | None) -> tuple[int, int]:
@@ -127,11 +130,12 @@ def tail_damage(stream, tail: list | None) -> tuple[int, int]:
     return max(0, expected - decoded), concealed
 
 
-def declared_frames(stream, start: float) -> int | None:
-    """Frames the container declares for ``stream`` (MP4's sample count, or MKV's per-track
-    ``DURATION`` tag, the end time of the track, times the frame rate); None when it declares none."""
+def declared_frames(stream, start: float, hidden: int = 0) -> int | None:
+    """Frames the container declares for ``stream`` (MP4's sample count less the ``hidden``
+    samples its edit list does not present, or MKV's per-track ``DURATION`` tag, the end time of
+    the track, times the frame rate); None when it declares none."""
     if stream.frames:
-        return int(stream.frames)
+        return max(0, int(stream.frames) - hidden)
     tag = (stream.metadata or {}).get("DURATION")
     rate = stream.average_rate or stream.guessed_rate
     if not tag or not rate:

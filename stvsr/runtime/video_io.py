@@ -10,7 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
-from stvsr.runtime.passthrough import add_passthrough_streams, copy_passthrough  # noqa: F401 (re-exported)
+from stvsr.runtime.join import container_format, container_options
+from stvsr.runtime.passthrough import Passthrough, StreamPlan, format_name, plan_streams, refuses
 from stvsr.runtime.stream_meta import (damage_warning, declared_frames, is_variable_rate, presentation_pts,
                                        scaled_matrix, scan_stream, tail_damage)
 from stvsr.runtime.colour import OutputColour, Picture, merge_params, plan_output, probe_picture
@@ -57,9 +58,9 @@ def probe(path: str) -> VideoInfo:
         if not width or not height:
             raise VideoError(f"{path}: the video stream has no frame size")
         tail: list = []
-        frames, packet_pts, matrix = scan_stream(container, stream, tail)
+        frames, packet_pts, matrix, hidden = scan_stream(container, stream, tail)
         time_base = stream.time_base
-        declared = declared_frames(stream, float(_start_time(packet_pts, time_base)))
+        declared = declared_frames(stream, float(_start_time(packet_pts, time_base)), hidden)
         # The last group of pictures is decoded again to see whether the file was cut mid-packet; an
         # MP4 declares its frames in its index, so only a cut one (fewer packets) needs that decode.
         if "mp4" not in (container.format.name or "") or (declared or 0) > frames:
@@ -128,21 +129,24 @@ class VideoWriter:
                  codec: str = "libx264", crf: int | None = 18, preset: str | None = "medium",
                  pix_fmt: str = "auto", copy_streams: bool = True,
                  timestamps: tuple[Fraction, list[int]] | None = None, name: str | None = None,
-                 passthrough_end: Fraction | None = None, colour: OutputColour | None = None):
+                 passthrough_end: Fraction | None = None, colour: OutputColour | None = None,
+                 streams: StreamPlan | None = None):
         import av
 
         self.path = Path(path)
         self.name = name or str(path)   # the user's output, named in errors
         self.source = source
-        self.container = self._src = None
-        self.copied: dict = {}
+        self.container = None
+        self.copied: Passthrough | None = None
         self.passthrough_end = passthrough_end  # source time (s) where copied streams stop; None: their end
+        # the source's audio/subtitles/attachments kept (plan_streams: the caller says its notes)
+        self.streams = streams if streams is not None or not copy_streams else plan_streams(source.path, self.name)
         self.count = 0
         # Pixel format ("auto": the input's layout and depth), matrix, range, tags, HDR side data.
         self.colour = colour or plan_output(source.picture, codec, pix_fmt, source.width, source.height)
         pix_fmt = self.colour.pix_fmt
         check_encoder(codec, pix_fmt, preset)
-        fmt = "mp4" if (Path(self.name).suffix.lower() in ("", ".mp4", ".m4v")) else None
+        fmt = container_format(self.name)
         options = {}
         if crf is not None and codec in ("libx264", "libx265", "libvpx-vp9", "libaom-av1"):
             options["crf"] = str(crf)
@@ -152,7 +156,7 @@ class VideoWriter:
             options["x265-params"] = ":".join(filter(None, [options.get("x265-params"), "log-level=error"]))
         options = merge_params(options, self.colour.encoder_options(codec))  # HDR mastering display, light level
         try:
-            self._open(av, fmt, codec, fps, options, width, height, pix_fmt, timestamps, copy_streams)
+            self._open(av, fmt, codec, fps, options, width, height, pix_fmt, timestamps)
         except BaseException as exc:
             self.close()
             if isinstance(exc, Exception) and not isinstance(exc, VideoError):
@@ -162,9 +166,12 @@ class VideoWriter:
                                  f"{_reason(exc)}{hint}") from None
             raise
 
-    def _open(self, av, fmt, codec, fps, options, width, height, pix_fmt, timestamps, copy_streams) -> None:
+    def _open(self, av, fmt, codec, fps, options, width, height, pix_fmt, timestamps) -> None:
         source = self.source
-        self.container = av.open(str(self.path), "w", format=fmt)
+        self.container = av.open(str(self.path), "w", format=fmt, container_options=container_options(self.name))
+        if refuses(format_name(self.container), av.Codec(codec, "w").canonical_name):
+            raise VideoError(f"cannot encode {codec} into {self.name}: the {format_name(self.container)} format "
+                             f"cannot hold it (players would read a data stream); choose another --codec or output")
         self.stream = self.container.add_stream(codec, rate=fps, options=options)
         self.stream.width, self.stream.height, self.stream.pix_fmt = width, height, pix_fmt
         # Real presentation times (variable frame rate kept) in a time base that holds them exactly;
@@ -176,11 +183,21 @@ class VideoWriter:
             self.stream.set_display_matrix(scaled_matrix(source.display_matrix, max(1, width // source.width)))
         self.colour.tag(self.stream.codec_context)  # primaries, transfer, matrix, range: as the pixels
         self.stream.codec_context.open()  # now: a preset, pixel format or device the encoder refuses fails here
-        if copy_streams:
-            self._add_passthrough()
+        if self.streams is not None:
+            # The video's first frame is at 0: the copied streams are shifted by the same start (sync kept).
+            self.copied = Passthrough(self.streams, self.container, source.start, self.passthrough_end)
+        self.container.start_encoding()   # and a codec the container refuses (VP9 in MOV), before any window
 
-    def _add_passthrough(self) -> None:
-        self.copied = add_passthrough_streams(self.source.path, self.container)
+    def _mux(self, packets, stop: threading.Event | None = None) -> bool:
+        """Mux encoded video packets, each after the copied packets that come before it in time."""
+        for packet in packets:
+            if self.copied is not None and not self.copied.feed(packet.dts * packet.time_base
+                                                                if packet.dts is not None else None, stop):
+                return False
+            if stop is not None and stop.is_set():
+                return False
+            self.container.mux(packet)
+        return True
 
     def write(self, rgb: np.ndarray) -> None:
         """Encode one frame: float32 RGB ``[3, H, W]`` in [0, 1] (or uint8 RGB ``[H, W, 3]``)."""
@@ -191,23 +208,15 @@ class VideoWriter:
             frame.pts, frame.time_base = self.timestamps[self.count], self.time_base
         else:
             frame.pts = self.count  # in 1/fps units: PyAV derives the codec time base from the rate
-        for packet in self.stream.encode(frame):
-            self.container.mux(packet)
+        self._mux(self.stream.encode(frame))
         self.count += 1
 
-    def _mux_passthrough(self, stop: threading.Event | None) -> bool:
-        # The video's first frame is at 0: the copied streams are shifted by the same start (sync kept).
-        return copy_passthrough(self.source.path, self.container, self.copied, self.source.start,
-                                self.passthrough_end, stop)
-
     def finish(self, stop: threading.Event | None = None) -> bool:
-        """Flush the encoder, copy the passthrough streams and close the file; False (and nothing
-        more written) as soon as ``stop`` is set."""
-        for packet in self.stream.encode(None):
-            if stop is not None and stop.is_set():
-                return False
-            self.container.mux(packet)
-        if not self._mux_passthrough(stop):
+        """Flush the encoder, copy the rest of the passthrough streams and close the file; False
+        (and nothing more written) as soon as ``stop`` is set."""
+        if not self._mux(self.stream.encode(None), stop):
+            return False
+        if self.copied is not None and not self.copied.feed(None, stop):
             return False
         self.container.close()
         self.container = None
@@ -215,9 +224,8 @@ class VideoWriter:
         return True
 
     def _close_source(self) -> None:
-        if self._src is not None:
-            self._src.close()
-            self._src = None
+        if self.copied is not None:
+            self.copied.close()
 
     def close(self) -> None:
         """Release the file and the source (idempotent); the caller removes an unfinished file."""
