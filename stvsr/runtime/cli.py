@@ -39,6 +39,17 @@ def _check_input(path: str) -> None:
     container.close()
 
 
+def _check_model(model: str, backend: str, factor: int | None) -> None:
+    """Options the model's metadata alone refuses (``--factor``), before the model loads: the metadata
+    is read without a runtime (stvsr.runtime.backends.peek_model); where it cannot be, the load says why."""
+    from stvsr.runtime.backends import peek_model
+    from stvsr.runtime.windows import check_factor
+
+    peeked = peek_model(model, backend)
+    if peeked is not None:
+        check_factor(peeked.metadata, factor, peeked.max_factor)
+
+
 def _memory(value: str) -> int | None:
     from stvsr.runtime.memory import MemoryBudgetError, parse_size
 
@@ -189,6 +200,7 @@ def main(model, inputs, output, overwrite, factor, backend, providers, threads, 
                 raise BatchError(f"--{'work-dir' if work_dir else 'scene-cuts FILE'} is for one input; with several "
                                  "inputs leave it out (each output gets its own work folder; cuts: auto or off)")
             check_encoder(codec, pix_fmt, preset)
+            _check_model(model, backend, factor)
             status(f"loading model {model}")
             with open_backend(model, backend, [p for p in providers.split(",") if p], threads) as runner:
                 def process(item) -> None:
@@ -212,6 +224,7 @@ def main(model, inputs, output, overwrite, factor, backend, providers, threads, 
         out = SafeOutput(output, [input, model], overwrite)  # refused before the model loads
         guard.watch(out.path)
         check_encoder(codec, pix_fmt, preset)                # so are unknown encoder settings
+        _check_model(model, backend, factor)                 # a --factor the model cannot make
         _check_input(input)                                  # and a missing or unreadable input
         status(f"loading model {model}")
         with open_backend(model, backend, [p for p in providers.split(",") if p], threads) as runner:
