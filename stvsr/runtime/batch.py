@@ -7,7 +7,9 @@ exists under its final name is finished and skipped, because outputs appear ther
 final rename of ``stvsr.outfile.SafeOutput`` (an interrupted run leaves nothing at that name; a
 killed one at most a hidden ``.stvsr-*`` temporary file, never taken for an output). ``overwrite``
 recomputes them. A failed input is recorded with its one-line reason and the next one runs; a
-signal stops the whole batch.
+signal stops the whole batch. Planning creates nothing (``run_batch`` creates a missing output
+folder as the batch starts, so a refused one leaves none), and an output that is one of the
+inputs (``-o`` of an input's own folder) is refused, never taken for a finished output.
 """
 from __future__ import annotations
 

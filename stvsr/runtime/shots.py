@@ -5,7 +5,8 @@ with PySceneDetect's ``AdaptiveDetector`` (its defaults: a content score in HSV 
 rolling average of the 2 frames on each side, shots of at least 15 frames); ``off`` plans the
 video as one shot; any other value is a file: cut frame numbers one per line (``#`` comments),
 or the scene-list CSV of PySceneDetect (``scenedetect ... list-scenes``; its "Start Frame" column
-counts from 1).
+counts from 1). A file is read once, in bounded pieces (a named pipe or ``<(...)`` works, memory
+stays flat), and checked against the input's frame count as it is read, before the model loads.
 
 Where detection runs: in a pass of its own before planning, which decodes the video a second
 time. The planner needs every cut before the first window (a window must not straddle one, and
@@ -52,7 +53,7 @@ def read_cut_file(path: str | os.PathLike, video_frames: int | None = None,
                   video: str | os.PathLike | None = None) -> list[int]:
     """Cut frame numbers (from 0, sorted, without 0) from a plain list or a PySceneDetect scene CSV.
 
-    Read once, line by line (a named pipe or ``<(...)`` works), with bounded memory: a line of more
+    Read once, in pieces (a named pipe or ``<(...)`` works), with bounded memory: a line of more
     than ``MAX_LINE`` characters (PySceneDetect's cut-list row excepted, which is skipped), a file
     of more than ``MAX_BYTES`` and more than ``MAX_CUTS`` different cuts are refused, and with
     ``video_frames`` a cut at or past the end of the video is refused where it is read."""
