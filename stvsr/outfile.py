@@ -77,14 +77,17 @@ _KINDS = ((stat.S_ISFIFO, "a named pipe (FIFO)"), (stat.S_ISCHR, "a character de
           (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))
 
 
-def _not_regular(p: Path) -> str | None:
-    """What ``p`` is (symlinks resolved) when it exists and is not a regular file, else None."""
+def not_regular(p: str | os.PathLike) -> str | None:
+    """What ``p`` is (symlinks resolved) when it exists and is not a regular file (``a named pipe
+    (FIFO)``, ``a character device``, ...), else None. Inputs are checked with it too."""
     try:
         mode = os.stat(p).st_mode
     except OSError:  # absent, or a dangling symlink: a new file
         return None
     if stat.S_ISREG(mode):
         return None
+    if stat.S_ISDIR(mode):
+        return "a folder"
     return next((kind for test, kind in _KINDS if test(mode)), "not a regular file")
 
 
@@ -95,7 +98,7 @@ def check_output(path: str | os.PathLike, inputs: Iterable[str | os.PathLike] = 
     p = Path(path)
     if p.is_dir():
         raise OutputError(f"cannot write {path}: it is a folder")
-    kind = _not_regular(p)
+    kind = not_regular(p)
     if kind is not None:
         raise OutputError(f"cannot write {path}: it is {kind}, not a regular file (never replaced, even with "
                           "--overwrite); choose a file name")

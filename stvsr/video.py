@@ -11,13 +11,27 @@ class VideoError(ValueError):
     """A file that cannot be read as a video."""
 
 
+def _not_a_file(path: str) -> str:
+    """Why ``path`` is no video file: missing, a folder, or a pipe or device (read more than once:
+    probed, scanned for cuts, decoded, by segments from their own start, so it must be a file)."""
+    from stvsr.outfile import not_regular
+
+    kind = not_regular(path)
+    if kind is None:
+        return "a broken symbolic link" if os.path.islink(path) else "no such file"
+    if kind == "a folder":
+        return "a folder, not a video file"
+    return (f"{kind}, not a regular file: stvsr reads its input several times and seeks in it; "
+            "save the stream to a file first")
+
+
 def open_video(path: str | os.PathLike):
     """Open ``path`` with PyAV and return ``(container, video_stream)``; one-line errors otherwise."""
     import av
 
     path = os.fspath(path)
     if not os.path.isfile(path):
-        raise VideoError(f"{path}: no such file")
+        raise VideoError(f"{path}: {_not_a_file(path)}")
     try:
         container = av.open(path)
     except Exception as exc:

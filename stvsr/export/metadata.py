@@ -10,10 +10,12 @@ position 1.5 is halfway between the window's second and third frames. A model wi
 """
 from __future__ import annotations
 
+import io
 import json
 import math
+import os
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Iterator
 
 METADATA_KEY = "stvsr"
 SCHEMA_VERSION = 1
@@ -138,6 +140,62 @@ def write_onnx_metadata(model_proto, meta: ModelMetadata) -> None:
     model_proto.metadata_props.extend(props)
     entry = model_proto.metadata_props.add()
     entry.key, entry.value = METADATA_KEY, meta.to_json()
+
+
+_METADATA_PROPS = 14   # ModelProto.metadata_props: repeated StringStringEntryProto (1: key, 2: value)
+_MAX_ENTRY = 1 << 24   # bytes: a metadata entry larger than this is not stvsr's
+
+
+def _varint(f) -> int:
+    value = shift = 0
+    while shift < 64:
+        byte = f.read(1)
+        if not byte:
+            break
+        value |= (byte[0] & 0x7F) << shift
+        if byte[0] < 0x80:
+            return value
+        shift += 7
+    raise ValueError("not a protobuf varint")
+
+
+def _fields(f, end: int, wanted: set[int]) -> Iterator[tuple[int, bytes]]:
+    """``(field number, payload)`` of the length-delimited fields in ``wanted`` of the protobuf
+    message from ``f``'s position to ``end``; every other field is skipped by seeking."""
+    while f.tell() < end:
+        key = _varint(f)
+        number, wire = key >> 3, key & 7
+        if wire == 0:
+            _varint(f)
+        elif wire in (1, 5):
+            f.seek(8 if wire == 1 else 4, 1)
+        elif wire == 2:
+            size = _varint(f)
+            if number in wanted and size <= _MAX_ENTRY:
+                yield number, f.read(size)
+            else:
+                f.seek(size, 1)
+        else:
+            raise ValueError(f"protobuf wire type {wire}")
+    if f.tell() != end:
+        raise ValueError("a protobuf field runs past the end")
+
+
+def peek_onnx_metadata(path: str | os.PathLike) -> ModelMetadata | None:
+    """The stvsr metadata of the ONNX file ``path``, read by walking the file's top-level protobuf
+    fields and seeking over the graph and its weights: milliseconds and no memory at any size,
+    where ``onnx.load`` parses every weight (0.3-0.5 s and 350 MB for a 160 MB file). For checks
+    before a model loads; None when the file cannot be walked or has no valid stvsr entry
+    (``read_onnx_metadata`` then says why)."""
+    try:
+        with open(path, "rb") as f:
+            for _, payload in _fields(f, os.fstat(f.fileno()).st_size, {_METADATA_PROPS}):
+                entry = dict(_fields(io.BytesIO(payload), len(payload), {1, 2}))
+                if entry.get(1) == METADATA_KEY.encode():
+                    return ModelMetadata.from_json(entry.get(2, b"").decode("utf-8"))
+    except (OSError, ValueError):   # MetadataError and UnicodeDecodeError are ValueErrors
+        return None
+    return None
 
 
 def read_onnx_metadata(path_or_proto) -> ModelMetadata:

@@ -1,6 +1,7 @@
 """``stvsr-run``: stream a video through an exported model (ONNX file or TensorRT engine)."""
 from __future__ import annotations
 
+import dataclasses
 import sys
 from pathlib import Path
 
@@ -37,6 +38,17 @@ def _check_input(path: str) -> None:
 
     container, _ = open_video(path)
     container.close()
+
+
+def _check_model(model: str, backend: str, factor: int | None) -> None:
+    """Options the model's metadata alone refuses (``--factor``), before the model loads: the metadata
+    is read without a runtime (stvsr.runtime.backends.peek_model); where it cannot be, the load says why."""
+    from stvsr.runtime.backends import peek_model
+    from stvsr.runtime.windows import check_factor
+
+    peeked = peek_model(model, backend)
+    if peeked is not None:
+        check_factor(peeked.metadata, factor, peeked.max_factor)
 
 
 def _memory(value: str) -> int | None:
@@ -163,7 +175,8 @@ def main(model, inputs, output, overwrite, factor, backend, providers, threads, 
 
         opts = RunOptions(factor=factor, tile=tile, tile_overlap=tile_overlap, codec=codec, crf=crf, preset=preset,
                           pix_fmt=pix_fmt, flow=flow, dense=dense_windows, max_frames=max_frames,
-                          copy_streams=not no_audio, max_memory=max_memory, scene_cuts=load_spec(scene_cuts))
+                          copy_streams=not no_audio, max_memory=max_memory, scene_cuts=scene_cuts)
+        cut_file = scene_cuts not in ("auto", "off")  # read once, below, against its input's frame count
         source = ModelSource(model, backend, tuple(p for p in providers.split(",") if p), threads)
         long = LongRunOptions(segment_frames, work_dir, keep_parts, workers,
                               None if ray_address is None else ("" if ray_address == "local" else ray_address))
@@ -185,10 +198,13 @@ def main(model, inputs, output, overwrite, factor, backend, providers, threads, 
 
         if is_batch(inputs, output_dir):  # several videos: each one as a single input would run, one model load
             items = plan_batch(inputs, output_dir, default_output)  # refused before the model loads
-            if len(items) > 1 and (work_dir or not isinstance(opts.scene_cuts, str)):
+            if len(items) > 1 and (work_dir or cut_file):
                 raise BatchError(f"--{'work-dir' if work_dir else 'scene-cuts FILE'} is for one input; with several "
                                  "inputs leave it out (each output gets its own work folder; cuts: auto or off)")
             check_encoder(codec, pix_fmt, preset)
+            _check_model(model, backend, factor)
+            if cut_file:
+                opts = dataclasses.replace(opts, scene_cuts=load_spec(scene_cuts, items[0].input))
             status(f"loading model {model}")
             with open_backend(model, backend, [p for p in providers.split(",") if p], threads) as runner:
                 def process(item) -> None:
@@ -202,8 +218,8 @@ def main(model, inputs, output, overwrite, factor, backend, providers, threads, 
 
                 done = run_batch(items, process, overwrite, status, lambda exc: guard.signal_of(exc) is not None)
             if not quiet or done.failed:
-                _say(f"{len(items)} inputs: {len(done.written)} written, {len(done.skipped)} already there, "
-                     f"{len(done.failed)} failed")
+                _say(f"{len(items)} input{'s' * (len(items) != 1)}: {len(done.written)} written, "
+                     f"{len(done.skipped)} already there, {len(done.failed)} failed")
             for path, reason in done.failed:
                 _say(f"failed: {path}: {reason}")
             if done.failed:
@@ -212,7 +228,10 @@ def main(model, inputs, output, overwrite, factor, backend, providers, threads, 
         out = SafeOutput(output, [input, model], overwrite)  # refused before the model loads
         guard.watch(out.path)
         check_encoder(codec, pix_fmt, preset)                # so are unknown encoder settings
-        _check_input(input)                                  # and a missing or unreadable input
+        _check_model(model, backend, factor)                 # a --factor the model cannot make
+        _check_input(input)                                  # a missing or unreadable input
+        if cut_file:                                         # and a cut file (a cut past the end too)
+            opts = dataclasses.replace(opts, scene_cuts=load_spec(scene_cuts, input))
         status(f"loading model {model}")
         with open_backend(model, backend, [p for p in providers.split(",") if p], threads) as runner:
             run_one(runner, input, out)

@@ -14,7 +14,14 @@ networks' float RGB, and how float RGB becomes the output's pixels and tags.
   primaries, transfer, matrix and range written as tags. swscale's full-range float-to-YUV output
   is low by up to one chroma code; nothing here corrects that.
 * ``--pix-fmt auto`` keeps the input's chroma layout and bit depth where the encoder takes it,
-  else the nearest format it does take (one status line says so).
+  else the nearest format it does take (one status line says so). "Takes" is tried, not read
+  from the encoder's format list (mjpeg lists yuv420p but refuses it in limited range): a 64x64
+  encoder is opened, and one frame encoded and decoded to see which range the decoder reads back;
+  the codes are written in that range (ProRes and MPEG-2 cannot say full range: limited).
+* Grey (``gray``, ``gray10le``, ...) is converted through the 4:4:4 YUV format of its depth with
+  neutral chroma: swscale's own grey path uses BT.601 full-range weights whatever it is asked,
+  so grey output is the input's luma in the input's range, and grey input honours its range.
+* Alpha (yuva, rgba input) is dropped, with a note: the networks take RGB.
 * HDR (PQ or HLG transfer): the coded signal is what the networks see (no linearisation or tone
   mapping); 10 bits, tags and the mastering-display / content-light-level side data are carried
   (the side data as libx264/libx265 parameters: PyAV cannot attach it to frames or streams).
@@ -23,6 +30,7 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass
+from fractions import Fraction
 from functools import lru_cache
 
 import numpy as np
@@ -37,9 +45,12 @@ TRC_BT709, TRC_UNSPECIFIED, TRC_SMPTE170M, TRC_SRGB, TRC_PQ, TRC_HLG = 1, 2, 6, 
 MATRIX_NAMES = {SPC_RGB: "RGB", SPC_BT709: "BT.709", SPC_FCC: "FCC", SPC_BT470BG: "BT.601", SPC_SMPTE170M: "BT.601",
                 SPC_SMPTE240M: "SMPTE 240M", SPC_BT2020_NCL: "BT.2020", SPC_BT2020_CL: "BT.2020"}
 HDR_NAMES = {TRC_PQ: "PQ", TRC_HLG: "HLG"}
+_RANGE_NAMES = {RANGE_UNSPECIFIED: "unspecified", RANGE_LIMITED: "limited", RANGE_FULL: "full"}
 FLOAT_FORMAT = "gbrpf32le"   # planes G, B, R
 SIDE_DATA_ENCODERS = {"libx265": ("x265-params", "master-display", "max-cll"),
                       "libx264": ("x264-params", "mastering-display", "cll")}
+_TRIAL_SIZE = 64   # pixels: plan_output's encoder trials open a 64x64 encoder, no file
+_MAX_TRIALS = 12   # formats tried per pass before the first is kept (the writer then says why it fails)
 
 
 def _sws_matrix(matrix: int):
@@ -229,7 +240,50 @@ def _float_planes(frame) -> np.ndarray:
     return out
 
 
+@lru_cache(maxsize=None)
+def _yuv_twin(pix_fmt: str) -> str | None:
+    """The planar 4:4:4 YUV format of a plain grey format's depth (gray10le: yuv444p10le), else None.
+    swscale converts grey to and from RGB with BT.601 full-range weights whatever matrix and range
+    it is given, so grey goes through its twin with neutral chroma, which honours both."""
+    import av
+
+    layout, fmt = layout_of(pix_fmt), av.VideoFormat(pix_fmt)
+    if layout.kind != "gray" or layout.alpha or fmt.is_big_endian or len(fmt.components) != 1 or layout.bits > 16:
+        return None
+    return _format_name(Layout("yuv", layout.bits, (0, 0)))
+
+
+def _luma_matrix(matrix: int) -> int:
+    """A matrix swscale can convert with (grey without a matrix: any gives R = G = B = Y)."""
+    return matrix if matrix in MATRIX_NAMES and matrix != SPC_RGB else SPC_BT709
+
+
+def _copy_plane(src, dst, bits: int) -> None:
+    """Plane 0 of ``src`` into plane 0 of ``dst`` (same size and sample size)."""
+    dtype = np.dtype("<u2" if bits > 8 else np.uint8)
+    a, b = src.planes[0], dst.planes[0]
+    h, w = src.height, src.width
+    np.frombuffer(b, dtype).reshape(b.height, b.line_size // dtype.itemsize)[:h, :w] = \
+        np.frombuffer(a, dtype).reshape(a.height, a.line_size // dtype.itemsize)[:h, :w]
+
+
+def _gray_as_yuv(frame, twin: str):
+    """A grey frame as its 4:4:4 YUV twin with neutral chroma."""
+    import av
+
+    bits = layout_of(twin).bits
+    out = av.VideoFrame(frame.width, frame.height, twin)
+    _copy_plane(frame, out, bits)
+    for plane in out.planes[1:]:
+        np.frombuffer(plane, "<u2" if bits > 8 else np.uint8)[:] = 1 << (bits - 1)
+    out.color_range = frame.color_range
+    return out
+
+
 def _to_float_raw(frame, matrix: int, rng: int, kind: str):
+    twin = _yuv_twin(frame.format.name) if kind == "gray" else None
+    if twin is not None:
+        frame, kind, matrix = _gray_as_yuv(frame, twin), "yuv", _luma_matrix(matrix)
     if kind == "yuv":
         return frame.reformat(format=FLOAT_FORMAT, src_colorspace=_sws_matrix(matrix), src_color_range=rng,
                               interpolation=_interpolation())
@@ -368,6 +422,13 @@ class OutputColour:
             else:
                 np.multiply(rgb[index], gain, out=dst)
                 dst += offset
+        twin = _yuv_twin(self.pix_fmt)
+        if twin is not None:   # grey: the luma of the 4:4:4 twin (swscale's grey ignores matrix and range)
+            yuv = src.reformat(format=twin, dst_colorspace=_sws_matrix(_luma_matrix(self.matrix)),
+                               dst_color_range=self.range, interpolation=_interpolation())
+            out = av.VideoFrame(w, h, self.pix_fmt)
+            _copy_plane(yuv, out, self.layout.bits)
+            return out
         if self.layout.kind == "yuv":
             return src.reformat(format=self.pix_fmt, dst_colorspace=_sws_matrix(self.matrix),
                                 dst_color_range=self.range, interpolation=_interpolation())
@@ -449,8 +510,8 @@ def _kind(pix_fmt: str) -> str | None:
         return None
 
 
-def _nearest(want: Layout, formats: list[str]) -> str:
-    """The encoder format closest to ``want``: same kind, no lost depth, no lost chroma first."""
+def _by_nearness(want: Layout, formats: list[str]) -> list[str]:
+    """The encoder's formats, closest to ``want`` first: same kind, no lost depth, no lost chroma first."""
     def score(name: str):
         try:
             got = layout_of(name)
@@ -464,12 +525,101 @@ def _nearest(want: Layout, formats: list[str]) -> str:
         return (kind, max(0, want.bits - got.bits), lost_chroma, got.alpha, extra_chroma, got.bits - want.bits,
                 _full_range_only(name) or name.startswith(("nv", "p0", "p2", "p4")) or not name.startswith(
                     ("yuv", "gbrp", "gray")))
-    return min(formats, key=score)
+    return sorted(formats, key=score)
+
+
+def _conversion(picture: Picture, pix_fmt: str) -> tuple[int, int]:
+    """The matrix and range that ``picture`` is written with in ``pix_fmt`` (and tagged with): the
+    input's own where the output is YUV or grey like it, else BT.709/BT.2020 full range for RGB input."""
+    layout, out = picture.layout, layout_of(pix_fmt)
+    if out.kind == "yuv":
+        matrix = picture.matrix if layout.kind == "yuv" else _rgb_matrix(picture)
+        return matrix, RANGE_FULL if layout.kind != "yuv" or _full_range_only(pix_fmt) else picture.range
+    if out.kind == "rgb":
+        return SPC_RGB, RANGE_FULL
+    if layout.kind == "rgb":   # grey: the luma of the input's matrix (RGB: the one YUV output would get)
+        return _rgb_matrix(picture), RANGE_FULL
+    return (picture.matrix if layout.kind == "yuv" else SPC_UNSPECIFIED), picture.range
+
+
+@lru_cache(maxsize=None)
+def encoder_trial(codec: str, pix_fmt: str, rng: int) -> tuple[bool, int | None]:
+    """``(opens, range read back)``: whether ``codec`` opens for ``pix_fmt`` in range ``rng`` (a
+    format list is not enough: mjpeg lists yuv420p but refuses it in limited range), and the range
+    its own decoder reads from one encoded frame, where it says one (ProRes and MPEG-2 have no
+    range flag and read back limited, PNG grey is full range by definition; None when unknown,
+    e.g. a range the container carries). An encoder that cannot be tried at all counts as opening."""
+    import av
+
+    try:
+        encoder = av.CodecContext.create(codec, "w")
+        encoder.width = encoder.height = _TRIAL_SIZE
+        encoder.pix_fmt, encoder.time_base, encoder.framerate = pix_fmt, Fraction(1, 25), 25
+        encoder.color_range = rng
+        if codec == "libx265":
+            encoder.options = {"x265-params": "log-level=error"}
+    except Exception:
+        return True, None
+    try:
+        encoder.open()
+    except Exception:
+        return False, None
+    if layout_of(pix_fmt).kind == "rgb" or _full_range_only(pix_fmt):
+        return True, None
+    try:
+        frame = av.VideoFrame(_TRIAL_SIZE, _TRIAL_SIZE, pix_fmt)
+        frame.pts, frame.color_range = 0, rng
+        packets = encoder.encode(frame) + encoder.encode(None)
+        decoder = av.CodecContext.create(av.Codec(codec, "w").canonical_name, "r")
+        if encoder.extradata:
+            decoder.extradata = encoder.extradata
+        decoded = [f for p in packets for f in decoder.decode(p)] + decoder.decode(None)
+        read = int(decoded[0].color_range) if decoded else None
+        return True, (read if read in (RANGE_LIMITED, RANGE_FULL) else None)
+    except Exception:
+        return True, None
+
+
+def _ranked_formats(p: Picture, codec: str, formats: list[str] | None) -> list[tuple[str, str | None]]:
+    """``--pix-fmt auto``: the encoder's formats for ``p`` in order of preference, each with the
+    note that says why it is used instead of the ideal one (None: it is the ideal one)."""
+    layout = p.layout
+    ranked: list[tuple[str, str | None]] = []
+    if layout.kind == "rgb":
+        want = Layout("rgb", layout.bits)
+        ideal = _format_name(want)
+        if formats is None or ideal in formats:
+            ranked.append((ideal, None))
+        rgb = [f for f in formats or [] if _kind(f) == "rgb" and layout_of(f).bits >= min(layout.bits, 10)]
+        for name in _by_nearness(want, rgb):       # e.g. ffv1: bgr0; libx265: gbrp12le for 16 bits
+            ranked.append((name, None if layout_of(name).bits >= layout.bits else
+                           f"{codec} cannot encode {ideal}; writing {name} (the nearest format it takes)"))
+        yuv = Layout("yuv", max(layout.bits, 10), (0, 0))   # 4:4:4 YUV, >= 10 bits: the RGB values survive
+        exact = [_format_name(yuv)] if _format_name(yuv) in (formats or []) else []
+        for name in exact + _by_nearness(yuv, formats or []):
+            ranked.append((name, f"RGB input: {codec} takes no RGB format, writing {name} "
+                                 f"({MATRIX_NAMES[_rgb_matrix(p)]}, full range)"))
+    else:
+        want = Layout(layout.kind, layout.bits, layout.sub)
+        ideal = _format_name(want) or p.pix_fmt
+        if _format_name(want) is not None and (formats is None or ideal in formats):
+            ranked.append((ideal, None))
+        refused = f" in {'full' if p.range == RANGE_FULL else 'limited'} range" if ranked else ""
+        for name in _by_nearness(want, formats or []):
+            full = ", full range" if _full_range_only(name) and p.range != RANGE_FULL else ""
+            ranked.append((name, f"{codec} cannot encode {ideal}{refused}; writing {name}{full} "
+                                 "(the nearest format it takes)"))
+        if not ranked:
+            ranked.append(("yuv420p", f"{codec} cannot encode {ideal}; writing yuv420p"))
+    seen: set[str] = set()
+    return [(n, note) for n, note in ranked if not (n in seen or seen.add(n))]
 
 
 def plan_output(picture: Picture | None, codec: str, pix_fmt: str, width: int = 0, height: int = 0) -> OutputColour:
     """The output's encoding for ``picture`` with ``codec``; ``pix_fmt`` "auto" keeps the input's
-    layout and depth where the encoder takes it."""
+    layout and depth where the encoder takes it, else the nearest format it does take (tried: see
+    ``encoder_trial``). The codes are always in the range the output is tagged with: full range
+    is written only where the encoder can say so, else limited range."""
     import av
 
     if pix_fmt != "auto":
@@ -480,50 +630,42 @@ def plan_output(picture: Picture | None, codec: str, pix_fmt: str, width: int = 
 
             raise VideoError(f"unknown pixel format {pix_fmt!r}") from None
     p = picture or untagged_picture(width or 16, height or 16)
-    layout = p.layout
     notes = []
-    formats = _encoder_formats(codec)
-    if pix_fmt == "auto":
-        if layout.kind == "rgb":
-            want = Layout("rgb", layout.bits)
-            name = _format_name(want)
-            rgb = [f for f in formats or [] if _kind(f) == "rgb" and layout_of(f).bits >= min(layout.bits, 10)]
-            if formats is not None and name not in formats and rgb:
-                name = _nearest(want, rgb)                     # e.g. ffv1: bgr0; libx265: gbrp12le for 16 bits
-                if layout_of(name).bits < layout.bits:
-                    notes.append(f"{codec} cannot encode {_format_name(want)}; writing {name} (the nearest format "
-                                 "it takes)")
-            elif formats is not None and name not in formats:  # 4:4:4 YUV, >= 10 bits: the RGB values survive
-                want = Layout("yuv", max(layout.bits, 10), (0, 0))
-                name = _format_name(want)
-                if name not in formats:
-                    name = _nearest(want, formats)
-                notes.append(f"RGB input: {codec} takes no RGB format, writing {name} "
-                             f"({MATRIX_NAMES[_rgb_matrix(p)]}, full range)")
-        else:
-            want = Layout(layout.kind, layout.bits, layout.sub)
-            name = _format_name(want)
-            if name is None or not (formats is None or name in formats):
-                name = _nearest(want, formats) if formats else "yuv420p"
-                notes.append(f"{codec} cannot encode {_format_name(want) or p.pix_fmt}; writing {name} "
-                             "(the nearest format it takes)")
-        pix_fmt = name
+    if p.layout.alpha and not av.VideoFormat(p.pix_fmt).has_palette:
+        notes.append(f"the input's alpha channel ({p.pix_fmt}) is dropped: the networks take RGB, the output is opaque")
+    ranked = _ranked_formats(p, codec, _encoder_formats(codec)) if pix_fmt == "auto" else [(pix_fmt, None)]
+    pix_fmt, note, (matrix, rng) = _first_accepted(p, codec, ranked)
+    notes += [note] if note else []
+    read = encoder_trial(codec, pix_fmt, rng)[1]
+    if read is not None and read != rng:   # e.g. ProRes reads full range as limited: write what it will read
+        notes.append(f"{codec} cannot signal {_RANGE_NAMES[rng]} range in {pix_fmt}: writing {_RANGE_NAMES[read]} "
+                     "range")
+        rng = read
     out = layout_of(pix_fmt)
-    if out.kind == "yuv":
-        matrix = p.matrix if layout.kind == "yuv" else _rgb_matrix(p)
-        rng = RANGE_FULL if layout.kind != "yuv" or _full_range_only(pix_fmt) else p.range
-    elif out.kind == "rgb":
-        matrix, rng = SPC_RGB, RANGE_FULL
-    else:
-        matrix, rng = SPC_UNSPECIFIED, (p.range if layout.kind != "rgb" else RANGE_FULL)
     if p.hdr:
         if out.bits < 10:
             notes.append(f"HDR ({p.hdr}) input written in {out.bits} bits ({pix_fmt}) will band")
         if (p.mastering or p.light) and codec not in SIDE_DATA_ENCODERS:
             notes.append(f"{codec} cannot carry the HDR mastering-display/content-light metadata "
                          "(libx264 and libx265 can); colour tags kept")
-    note = "; ".join(notes) or None
-    return OutputColour(pix_fmt, matrix, rng, p.primaries, p.trc, p.mastering, p.light, note)
+    return OutputColour(pix_fmt, matrix, rng, p.primaries, p.trc, p.mastering, p.light, "; ".join(notes) or None)
+
+
+def _first_accepted(p: Picture, codec: str, ranked: list[tuple[str, str | None]]
+                    ) -> tuple[str, str | None, tuple[int, int]]:
+    """The first of ``ranked`` that ``codec`` opens with its own matrix and range; then the first
+    that opens in full range (mjpeg: yuv420p only so); else the first (the writer says why not)."""
+    for name, note in ranked[:_MAX_TRIALS]:
+        matrix, rng = _conversion(p, name)
+        if encoder_trial(codec, name, rng)[0]:
+            return name, note, (matrix, rng)
+    for name, note in ranked[:_MAX_TRIALS]:
+        matrix, rng = _conversion(p, name)
+        if rng == RANGE_LIMITED and layout_of(name).kind != "rgb" and encoder_trial(codec, name, RANGE_FULL)[0]:
+            note = "; ".join(filter(None, [note, f"{codec} takes {name} in full range only"]))
+            return name, note, (matrix, RANGE_FULL)
+    name, note = ranked[0]
+    return name, note, _conversion(p, name)
 
 
 def _rgb_matrix(picture: Picture) -> int:

@@ -116,15 +116,9 @@ def window_stride(meta: ModelMetadata, dense: bool = False) -> int:
     return max(1, int(span))
 
 
-def plan(meta: ModelMetadata, n_frames: int, factor: int | None = None, dense: bool = False,
-         max_factor: int | None = None, cuts: Sequence[int] = ()) -> Plan:
-    """Windows covering every output of an ``n_frames`` video (a ``Plan``, which unpacks as
-    ``(windows, times input, factor)``).
-
-    ``max_factor``: the largest factor the backend serves (a TensorRT engine's ``times`` profile).
-    ``cuts``: input frames where a new shot starts; 0 and frames past the end are ignored."""
-    if n_frames < 1:
-        raise PlanError("the video has no frames")
+def check_factor(meta: ModelMetadata, factor: int | None, max_factor: int | None = None) -> int:
+    """``factor`` (None: the model's default) if the model can make that many new frames per gap,
+    else ``PlanError``; needs the metadata only, so the command checks it before the model loads."""
     native = native_factor(meta)
     if factor is None:
         factor = native if not meta.takes_times or native else 1
@@ -139,6 +133,19 @@ def plan(meta: ModelMetadata, n_frames: int, factor: int | None = None, dense: b
     if meta.takes_times and max_factor is not None and factor > max_factor:
         raise PlanError(f"--factor {factor} is more than this model file serves: at most {max_factor} new frames "
                         "per gap (a TensorRT engine's times input is built for 1 to that many)")
+    return factor
+
+
+def plan(meta: ModelMetadata, n_frames: int, factor: int | None = None, dense: bool = False,
+         max_factor: int | None = None, cuts: Sequence[int] = ()) -> Plan:
+    """Windows covering every output of an ``n_frames`` video (a ``Plan``, which unpacks as
+    ``(windows, times input, factor)``).
+
+    ``max_factor``: the largest factor the backend serves (a TensorRT engine's ``times`` profile).
+    ``cuts``: input frames where a new shot starts; 0 and frames past the end are ignored."""
+    if n_frames < 1:
+        raise PlanError("the video has no frames")
+    factor = check_factor(meta, factor, max_factor)
     positions, times = output_times(meta, factor)
     starts = [0] + sorted({int(c) for c in cuts if 0 < int(c) < n_frames})
     shots = [Shot(a, b - 1) for a, b in zip(starts, starts[1:] + [n_frames])]

@@ -260,7 +260,7 @@ class TensorRTBackend(Backend):
             raise BackendError("the TensorRT backend needs TensorRT and an NVIDIA GPU: install the gpu extra, "
                                f"{GPU_INSTALL} (README: TensorRT engines)") from None
         from stvsr.engines.cache import MachineInfo, check_plan, check_plan_file, read_sidecar
-        from stvsr.engines.profiles import MAX_TIMES
+        from stvsr.engines.profiles import MAX_TIMES, engine_max_factor
 
         plan = read_sidecar(path)
         check_plan(plan, MachineInfo.current())
@@ -284,7 +284,7 @@ class TensorRTBackend(Backend):
         outputs = len(meta.output_positions) + (MAX_TIMES if meta.takes_times else 0)
         max_out = (1, outputs, 3, h * meta.scale, w * meta.scale)
         # An engine's times input ranges over 1..MAX_TIMES (its optimization profile): the largest --factor.
-        self.max_factor = MAX_TIMES if meta.takes_times else None
+        self.max_factor = engine_max_factor(meta.takes_times)
         self.device = CudaDevice(self.engine, self.context, shapes, meta.output, max_out)
         self.schedule = DoubleBufferSchedule(self.device)
         self.gpu_ms: list[float] = []   # per collected window: inference time on the compute stream (CUDA events)
