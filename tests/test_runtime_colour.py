@@ -382,7 +382,8 @@ def test_mjpeg_auto_writes_full_range_it_takes(upscaler, tmp_path):
 
 
 @pytest.mark.parametrize("codec,suffix", [("mjpeg", ".mkv"), ("png", ".mov"), ("ffv1", ".mkv"), ("libx264", ".mp4"),
-                                          ("libx265", ".mkv"), ("libvpx-vp9", ".webm"), ("prores_ks", ".mov")])
+                                          ("libx265", ".mkv"), ("libvpx-vp9", ".webm"), ("prores_ks", ".mov"),
+                                          ("mpeg2video", ".mpg")])
 def test_auto_ends_with_a_format_the_encoder_takes_and_reads_back(upscaler, tmp_path, codec, suffix):
     """--pix-fmt auto with limited, full-range and RGB input: the encoder takes the chosen format,
     and the file decodes (with its own tags) to the input's picture: codes and range tag agree."""

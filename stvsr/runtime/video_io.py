@@ -113,6 +113,26 @@ def check_encoder(codec: str, pix_fmt: str, preset: str | None) -> None:
         raise VideoError(f"unknown {codec} preset {preset!r} (one of {', '.join(X264_PRESETS)})")
 
 
+def _standard_rate_slots(codec: str, fps: Fraction, pts: list[int], time_base: Fraction) -> list[int] | None:
+    """Frame slots (``k`` for ``k/fps``) of ``pts`` for an encoder that takes only standard frame
+    rates and a time base of ``1/fps`` (MPEG-1/2 video); None when they are ``0, 1, 2, ...`` (the
+    writer's own numbering). A rate it does not take, or times that are not on the rate's grid
+    (variable frame rate), are refused in one line."""
+    import av
+
+    rates = [Fraction(r) for r in av.Codec(codec, "w").frame_rates]
+    if Fraction(fps) not in rates:
+        raise VideoError(f"{codec} takes only standard frame rates ({', '.join(f'{float(r):.3f}' for r in rates[:12])}"
+                         f"{', ...' if len(rates) > 12 else ''}), not {float(fps):.3f} fps: choose another --codec "
+                         "(e.g. libx264) or --factor")
+    slots = [t * time_base * fps for t in pts]
+    if any(s.denominator != 1 for s in slots):
+        raise VideoError(f"{codec} takes only a constant frame rate and this input's timestamps vary: choose "
+                         "another --codec (e.g. libx264)")
+    slots = [int(s) for s in slots]
+    return None if slots == list(range(len(slots))) else slots
+
+
 def _reason(exc: BaseException) -> str:
     text = getattr(exc, "strerror", None) or str(exc)
     return " ".join(text.split())[:200] or type(exc).__name__
@@ -177,6 +197,9 @@ class VideoWriter:
         # Real presentation times (variable frame rate kept) in a time base that holds them exactly;
         # without them frame k is at k/fps and PyAV derives the time base from the rate.
         self.time_base, self.timestamps = timestamps if timestamps else (None, None)
+        if self.time_base is not None and av.Codec(codec, "w").frame_rates:
+            self.timestamps = _standard_rate_slots(codec, fps, self.timestamps, self.time_base)
+            self.time_base = None
         if self.time_base is not None:
             self.stream.codec_context.time_base = self.time_base
         if source.display_matrix is not None:  # rotation/flip of the source (a phone clip shot upright)
@@ -204,10 +227,12 @@ class VideoWriter:
         if rgb.dtype == np.uint8:
             rgb = rgb.transpose(2, 0, 1).astype(np.float32) / 255.0
         frame = self.colour.frame(rgb)
-        if self.timestamps is not None:
-            frame.pts, frame.time_base = self.timestamps[self.count], self.time_base
-        else:
+        if self.timestamps is None:
             frame.pts = self.count  # in 1/fps units: PyAV derives the codec time base from the rate
+        elif self.time_base is None:
+            frame.pts = self.timestamps[self.count]  # frame slots of a standard-rate encoder, also 1/fps
+        else:
+            frame.pts, frame.time_base = self.timestamps[self.count], self.time_base
         self._mux(self.stream.encode(frame))
         self.count += 1
 
