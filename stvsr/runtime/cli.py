@@ -159,7 +159,7 @@ def main(model, inputs, output, overwrite, factor, backend, providers, threads, 
     try:  # everything from here on, imports included, ends in one line and a documented exit code
         from stvsr.outfile import SafeOutput
         from stvsr.runtime.backends import open_backend
-        from stvsr.runtime.driver import LongRunOptions, ModelSource, run_video
+        from stvsr.runtime.driver import LongRunOptions, ModelSource, check_long_options, run_video
         from stvsr.runtime.pipeline import RunOptions
         from stvsr.runtime.batch import BatchError, is_batch, plan_batch, run_batch
         from stvsr.runtime.shots import load_spec
@@ -171,10 +171,7 @@ def main(model, inputs, output, overwrite, factor, backend, providers, threads, 
         source = ModelSource(model, backend, tuple(p for p in providers.split(",") if p), threads)
         long = LongRunOptions(segment_frames, work_dir, keep_parts, workers,
                               None if ray_address is None else ("" if ray_address == "local" else ray_address), verbose)
-        if long.distributed:  # Ray importable, the address answers: before the model loads
-            from stvsr.runtime.distributed import preflight
-
-            preflight(long)
+        check_long_options(long)  # --work-dir usable, Ray importable and answering: before the model loads
 
         def run_one(runner, path: str, target: SafeOutput) -> None:
             """One input into ``target``, then its summary line (alone or in a batch)."""

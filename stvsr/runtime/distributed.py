@@ -263,75 +263,101 @@ def run_segments(job: VideoJob, todo: list[Segment], model, options: RunOptions,
                  progress: Callable[[int], None], say: Callable[[str], None],
                  check: Callable[[], None] = lambda: None) -> None:
     """Compute ``todo`` as Ray tasks; record every finished part in ``work`` as it arrives. ``check``
-    (the input unchanged, no output meanwhile) runs before the tasks start and as each part arrives."""
+    (the input unchanged, no output meanwhile) runs before the tasks start and as each part arrives.
+    Ray is started (or joined) here unless the caller already did, and then shut down here."""
     try:
         import ray
     except ImportError:
         raise DistributedError(_NEEDS_RAY) from None
-    from stvsr.runtime.driver import rerun_can_fix
 
     # workers may run elsewhere (another node, another working folder): absolute paths
     job = dataclasses.replace(job, input_path=str(resolved(job.input_path)))
     model = dataclasses.replace(model, path=str(resolved(model.path)))
-    local_cpus = os.cpu_count() or 1
-    started = _start(long.ray or None, local_cpus, long.verbose)
-    refs: dict = {}
-    try:
-        gpu = uses_gpu(model)
-        unit = "GPU" if gpu else "CPU"
-        have = int(ray.cluster_resources().get(unit, 0))
-        if have < 1:
-            raise DistributedError(f"the Ray cluster has no {unit}, and the model's backend runs on "
-                                   f"{'a GPU' if gpu else 'CPU cores'}")
-        workers = max(1, long.workers)
-        if workers > have:
-            say(f"ray: --workers {workers} capped at {have}: the cluster has {have} "
-                f"{'GPU(s)' if gpu else 'CPU core(s)'}")
-            workers = have
-        cores = max(1, int(ray.cluster_resources().get("CPU", local_cpus)) // workers)
-        if gpu:
-            resources = {"num_gpus": 1, "num_cpus": 1}
-            task_model, task_opts = model, options
-        else:
-            resources = {"num_cpus": cores}
-            task_model = dataclasses.replace(model, threads=model.threads or cores)
-            budget = options.max_memory // workers if options.max_memory and not long.ray else options.max_memory
-            task_opts = dataclasses.replace(options, max_memory=budget)
-        say(f"ray: {len(todo)} part(s) as tasks of {'1 GPU' if gpu else f'{cores} CPU core(s)'} each "
-            f"({have} in the cluster)")
-        check()
-        remote = ray.remote(max_retries=MAX_RETRIES, retry_exceptions=False)(segment_task)
-        job_ref = ray.put(job)
-        identity = work.key["input"]
-        for seg in todo:
-            ref = remote.options(**resources).remote(task_model, job_ref, seg, task_opts,
-                                                     str(work.part_path(seg.index)), identity)
-            refs[ref] = seg
-        while refs:
-            done, _ = ray.wait(list(refs), num_returns=1, timeout=0.5)
-            for ref in done:
-                seg = refs.pop(ref)
+    quiet = long.verbose or ray.is_initialized()   # a caller's own Ray keeps its own settings
+    with contextlib.nullcontext() if quiet else _driver_messages_off():
+        started = _start(long.ray or None, os.cpu_count() or 1, long.verbose)
+        refs: dict = {}
+        try:
+            _run_tasks(ray, job, todo, model, options, long, work, progress, say, check, refs)
+        finally:
+            for ref in refs:
                 try:
-                    index, sha, node = ray.get(ref)
-                except ray.exceptions.RayTaskError as exc:
-                    cause = getattr(exc, "cause", None)
-                    raise DistributedError(f"part {seg.index} failed: {_reason(exc)}",
-                                           cause is not None and rerun_can_fix(cause)) from None
-                except ray.exceptions.RayError as exc:
-                    raise DistributedError(f"part {seg.index} failed twice ({type(exc).__name__}: "
-                                           f"{_reason(exc)[:150]})", resumable=True) from None
-                if not work.part_path(index).is_file():
-                    raise DistributedError(f"node {node} wrote {work.part_path(index)}, which this machine does not see: "
-                                           "the work folder must be on a path every node shares")
-                work.record(index, sha)
-                progress(len(seg.windows))
-                check()
+                    ray.cancel(ref, force=True)
+                except Exception:
+                    pass
+            if started:
+                with _ray_log(long.verbose):
+                    _shutdown(ray)
+
+
+@contextlib.contextmanager
+def _driver_messages_off() -> Iterator[None]:
+    """Ray's driver prints its cluster's error messages (``(raylet) A worker died ...``) to stdout from a
+    thread of its own; while this is entered they are dropped (stvsr says what failed, in one line)."""
+    try:
+        from ray._private import worker as ray_worker
+        original = ray_worker.print_to_stdstream
+    except (ImportError, AttributeError):   # another Ray version: its messages are printed
+        yield
+        return
+    ray_worker.print_to_stdstream = lambda data, ignore_prefix: None
+    try:
+        yield
     finally:
-        for ref in refs:
+        ray_worker.print_to_stdstream = original
+
+
+def _run_tasks(ray, job: VideoJob, todo: list[Segment], model, options: RunOptions, long, work,
+               progress: Callable[[int], None], say: Callable[[str], None], check: Callable[[], None],
+               refs: dict) -> None:
+    """Size the tasks to the cluster (``--workers`` capped at its GPUs or cores), submit them (each in
+    ``refs`` until it is done) and record each part as it arrives."""
+    from stvsr.runtime.driver import rerun_can_fix
+
+    gpu = uses_gpu(model)
+    unit = "GPU" if gpu else "CPU"
+    have = int(ray.cluster_resources().get(unit, 0))
+    if have < 1:
+        raise DistributedError(f"the Ray cluster has no {unit}, and the model's backend runs on "
+                               f"{'a GPU' if gpu else 'CPU cores'}")
+    workers = max(1, long.workers)
+    if workers > have:
+        say(f"ray: --workers {workers} capped at {have}: the cluster has {have} {'GPU(s)' if gpu else 'CPU core(s)'}")
+        workers = have
+    cores = max(1, int(ray.cluster_resources().get("CPU", os.cpu_count() or 1)) // workers)
+    if gpu:
+        resources = {"num_gpus": 1, "num_cpus": 1}
+        task_model, task_opts = model, options
+    else:
+        resources = {"num_cpus": cores}
+        task_model = dataclasses.replace(model, threads=model.threads or cores)
+        budget = options.max_memory // workers if options.max_memory and not long.ray else options.max_memory
+        task_opts = dataclasses.replace(options, max_memory=budget)
+    say(f"ray: {len(todo)} part(s) as tasks of {'1 GPU' if gpu else f'{cores} CPU core(s)'} each "
+        f"({have} in the cluster)")
+    check()
+    remote = ray.remote(max_retries=MAX_RETRIES, retry_exceptions=False)(segment_task)
+    job_ref = ray.put(job)
+    for seg in todo:
+        ref = remote.options(**resources).remote(task_model, job_ref, seg, task_opts, str(work.part_path(seg.index)),
+                                                 work.key["input"])
+        refs[ref] = seg
+    while refs:
+        done, _ = ray.wait(list(refs), num_returns=1, timeout=0.5)
+        for ref in done:
+            seg = refs.pop(ref)
             try:
-                ray.cancel(ref, force=True)
-            except Exception:
-                pass
-        if started:
-            with _ray_log(long.verbose):
-                _shutdown(ray)
+                index, sha, node = ray.get(ref)
+            except ray.exceptions.RayTaskError as exc:
+                cause = getattr(exc, "cause", None)
+                raise DistributedError(f"part {seg.index} failed: {_reason(exc)}",
+                                       cause is not None and rerun_can_fix(cause)) from None
+            except ray.exceptions.RayError as exc:
+                raise DistributedError(f"part {seg.index} failed twice ({type(exc).__name__}: "
+                                       f"{_reason(exc)[:150]})", resumable=True) from None
+            if not work.part_path(index).is_file():
+                raise DistributedError(f"node {node} wrote {work.part_path(index)}, which this machine does not "
+                                       "see: the work folder must be on a path every node shares")
+            work.record(index, sha)
+            progress(len(seg.windows))
+            check()

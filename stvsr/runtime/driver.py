@@ -145,17 +145,24 @@ def note_kept_parts(exc: BaseException, work: WorkDir, segments: list[Segment], 
         pass
 
 
+def check_long_options(long: LongRunOptions) -> None:
+    """What can be refused in seconds, before the model loads and before planning (cut detection takes
+    minutes on a film): a --work-dir stvsr may not use or another run holds; for Ray, Ray importable
+    and a cluster address that answers like Ray."""
+    if long.work_dir:
+        claim(long.work_dir)
+    if long.distributed:
+        from stvsr.runtime.distributed import preflight
+
+        preflight(long)
+
+
 def run_video(backend: Backend, model: ModelSource, input_path: str, out: SafeOutput, options: RunOptions,
               long: LongRunOptions, progress_factory: Callable[[int], Callable[[int], None]] | None = None,
               status: Callable[[str], None] | None = None) -> RunReport:
     """Run ``input_path`` into ``out``: one pass when it is one segment and nothing asks for parts."""
     say = status or (lambda message: None)
-    if long.distributed:  # Ray importable, a cluster address that answers: in seconds, before any work
-        from stvsr.runtime.distributed import preflight
-
-        preflight(long)
-    if long.work_dir:  # a folder stvsr may not use is refused before planning (cut detection takes minutes)
-        claim(long.work_dir)
+    check_long_options(long)
     job = plan_video(backend, input_path, options, status)
     segments = job.segments(long.segment_frames)
     if len(segments) <= 1 and not long.distributed and long.work_dir is None and not long.keep_parts:

@@ -198,17 +198,34 @@ def _invalid(data) -> str | None:
 
 
 def _read_manifest(folder: Path) -> bytes | None:
-    """The bytes of ``folder``'s manifest (None: there is none; b"": a symlink, never stvsr's)."""
+    """The bytes of ``folder``'s manifest (None: there is none; b"": not a regular file, never stvsr's)."""
     try:
-        fd = os.open(folder / MANIFEST, os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0))
+        fd = os.open(folder / MANIFEST, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
     except FileNotFoundError:
         return None
     except OSError as exc:
         if exc.errno == errno.ELOOP:
             return b""
         raise WorkDirError(f"cannot read {folder / MANIFEST}: {exc.strerror or exc}") from None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):   # a folder, a FIFO, ...: not stvsr's
+        os.close(fd)
+        return b""
     with os.fdopen(fd, "rb") as f:
         return f.read(MAX_MANIFEST + 1)
+
+
+def _check_unlocked(folder: Path) -> None:
+    """Refuse a folder another run holds (a probe of its lock: nothing is created or kept)."""
+    try:
+        fd = os.open(folder / LOCK, os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0))
+    except OSError:
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except OSError:
+        raise WorkDirError(f"another stvsr-run is using the work folder {folder}") from None
+    finally:
+        os.close(fd)
 
 
 def claim(path: str | os.PathLike) -> bytes | None:
@@ -222,6 +239,7 @@ def claim(path: str | os.PathLike) -> bytes | None:
         raise WorkDirError(f"cannot use work folder {folder}: not a folder")
     raw = _read_manifest(folder)
     if raw is not None and _MARKER.match(raw):
+        _check_unlocked(folder)
         return raw
     try:
         empty = not any(os.scandir(folder))
@@ -360,6 +378,8 @@ class WorkDir:
         folder = os.path.realpath(self.path)
         for what, path in self.protected.items():
             real = os.path.realpath(path)
+            if real == folder:
+                raise WorkDirError(f"the {what} {path} is the work folder; choose another --work-dir")
             if (os.path.dirname(real) == folder and os.path.basename(real) in ours) or (
                     os.path.exists(path) and any(same_file(p, path) for p in existing)):
                 raise WorkDirError(f"the {what} {path} is a file of the work folder {self.path} (a part stvsr "
