@@ -148,16 +148,17 @@ def test_ray_address_of_an_http_server_fails_fast_and_quietly(times_model, clip,
 
 # -- items 4, 9, 10: SIGTERM during a local Ray run started with relative paths ----------------------
 
-def _marked(mark: str, command: bytes = b"") -> list[int]:
+def _marked(mark: str, command: bytes = b"", holding: bytes = b"") -> list[int]:
     """Processes (other than zombies) whose environment holds ``STVSR_TEST_MARK=mark`` (and whose command
-    line starts with ``command``)."""
+    line starts with ``command`` and holds ``holding``)."""
     pids = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         try:
+            cmdline = (entry / "cmdline").read_bytes()
             if f"STVSR_TEST_MARK={mark}".encode() in (entry / "environ").read_bytes().split(b"\0") and \
-                    ") Z " not in (entry / "stat").read_text() and (entry / "cmdline").read_bytes().startswith(command):
+                    ") Z " not in (entry / "stat").read_text() and cmdline.startswith(command) and holding in cmdline:
                 pids.append(int(entry.name))
         except OSError:
             continue
@@ -258,3 +259,26 @@ def test_ray_address_with_a_wrong_token_fails_fast_and_quietly(times_model, clip
     assert len(lines) == 1, lines
     assert lines[0].startswith(f"stvsr-run: error: cannot join the Ray cluster at 127.0.0.1:{port}: authentication "
                                "failed"), lines
+
+
+@slow
+def test_sigterm_while_ray_starts_leaves_no_ray_process(times_model, clip, tmp_path, ray_tmp):
+    """SIGTERM a second after the local Ray's raylet started, while ray.init still runs (its agents
+    start): ray.shutdown does not know those processes; they must end with the command."""
+    pytest.importorskip("ray")
+    mark = uuid.uuid4().hex
+    env = {**os.environ, "STVSR_TEST_MARK": mark, "RAY_TMPDIR": ray_tmp}
+    proc = _popen(times_model, clip, "-o", tmp_path / "o.mp4", "--segment-frames", "10", "-q", "--workers", "2", env=env)
+    try:
+        deadline = time.monotonic() + 60
+        while not _marked(mark, b"", b"/raylet"):
+            assert proc.poll() is None and time.monotonic() < deadline, "Ray did not start"
+            time.sleep(0.02)
+        time.sleep(1.0)
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+        left = _marked(mark)
+    finally:
+        _stop(mark)
+    assert proc.returncode == 143 and err.splitlines() == ["stvsr-run: error: terminated; no output written"], err
+    assert left == [], f"Ray processes left after the command returned: {left}"

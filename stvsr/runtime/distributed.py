@@ -26,10 +26,13 @@ import socket
 import sys
 import tempfile
 import threading
+import time
+import uuid
 from pathlib import Path
 from typing import Callable, Iterator
 
 from stvsr import cli_signals
+from stvsr.outfile import deferred_signals
 from stvsr.runtime.pipeline import RunOptions, VideoJob
 from stvsr.runtime.segments import Segment
 from stvsr.runtime.workdir import input_identity, resolved
@@ -38,6 +41,7 @@ MAX_RETRIES = 1          # a part is tried at most twice when its worker dies
 CONNECT_TIMEOUT = 5.0    # seconds to reach a cluster address (and hear it answer) before giving up
 GCS_TIMEOUT = 15.0       # seconds for the cluster's GCS to answer a first request
 _H2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + b"\x00\x00\x00\x04\x00\x00\x00\x00\x00"  # + empty SETTINGS
+_SESSION = "STVSR_RAY_SESSION"   # set in the processes of a local Ray start (see _start)
 _NEEDS_RAY = "--workers and --ray need Ray: pip install -e \".[ray]\" (or pip install \"ray>=2.40\")"
 
 
@@ -170,32 +174,45 @@ def _ray_log(verbose: bool) -> Iterator[Callable[[], str]]:
                 os.close(saved)
 
 
-def _start(address: str | None, cpus: int, verbose: bool = False) -> bool:
-    """Connect to (or start) Ray; True when this call started it (and must shut it down). Ray's
-    ``init`` sets its own SIGTERM handler: stvsr's handlers are taken back (``cli_signals``) and a
-    SIGTERM that Ray's handler caught meanwhile becomes the usual ``Interrupted``."""
+def _start(address: str | None, cpus: int, verbose: bool = False) -> Callable[[], None] | None:
+    """Connect to (or start) Ray; returns how to stop what this call started (None: Ray was up already).
+
+    Ray's ``init`` sets its own SIGTERM handler: stvsr's handlers are taken back (``cli_signals``)
+    and a SIGTERM that Ray's handler caught meanwhile becomes the usual ``Interrupted``. The
+    processes a local start makes inherit a variable naming this start (``_SESSION``), so stopping
+    ends every one of them, also those of an ``init`` that a signal cut short (``ray.shutdown`` does
+    not know those)."""
     import logging
 
     import ray
 
     if ray.is_initialized():
-        return False
+        return None
+    token = None if address else uuid.uuid4().hex
     level = logging.INFO if verbose else logging.ERROR
+
+    def stop() -> None:
+        with _ray_log(verbose), deferred_signals():   # a second signal does not cut the shutdown short
+            _shutdown(ray)
+            if token:
+                _end_processes(token)
+
     with _ray_log(verbose) as log:
         try:
-            if address:
-                ray.init(address=address, logging_level=level, log_to_driver=verbose)
-            else:
+            if token:
+                os.environ[_SESSION] = token
                 # "local": a new Ray here, never the cluster a `ray start` on this machine left on record
                 ray.init(address="local", num_cpus=cpus, include_dashboard=False, logging_level=level,
                          log_to_driver=verbose)
-        except DistributedError:
-            raise
-        except (Exception, SystemExit) as exc:
-            _shutdown(ray)
-            if isinstance(exc, SystemExit):
-                if exc.code == signal.SIGTERM:
-                    raise cli_signals.Interrupted(signal.SIGTERM) from None
+            else:
+                ray.init(address=address, logging_level=level, log_to_driver=verbose)
+            cli_signals.active().reclaim()
+        except BaseException as exc:
+            cli_signals.active().reclaim()
+            stop()
+            if isinstance(exc, SystemExit) and exc.code == signal.SIGTERM:
+                raise cli_signals.Interrupted(signal.SIGTERM) from None
+            if not isinstance(exc, Exception) or isinstance(exc, DistributedError):
                 raise
             found = (f"{type(exc).__name__}: {exc} " + log()).lower()
             if "authenticat" in found or "auth token" in found:
@@ -205,8 +222,8 @@ def _start(address: str | None, cpus: int, verbose: bool = False) -> bool:
             raise DistributedError(f"cannot {'join the Ray cluster at ' + address if address else 'start Ray'}: "
                                    f"{reason}") from None
         finally:
-            cli_signals.active().reclaim()
-    return True
+            os.environ.pop(_SESSION, None)
+    return stop
 
 
 def _shutdown(ray) -> None:
@@ -214,6 +231,44 @@ def _shutdown(ray) -> None:
         ray.shutdown()
     except Exception:  # noqa: BLE001 - a half-started Ray: nothing more to stop
         pass
+
+
+def _session_processes(token: str) -> list[int]:
+    """This user's processes (not this one) whose environment holds ``_SESSION=token``."""
+    mark, pids = f"{_SESSION}={token}".encode(), []
+    for entry in Path("/proc").iterdir() if os.path.isdir("/proc") else ():
+        if entry.name.isdigit() and int(entry.name) != os.getpid():
+            try:
+                if mark in (entry / "environ").read_bytes().split(b"\0"):
+                    pids.append(int(entry.name))
+            except OSError:   # gone, or another user's
+                continue
+    return pids
+
+
+def _end_processes(token: str, grace: float = 3.0) -> None:
+    """SIGTERM the processes of a local start that are still there, then SIGKILL what outlives ``grace``."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        pids = _session_processes(token)
+        for pid in pids:
+            try:
+                os.kill(pid, sig)
+            except OSError:
+                pass
+        deadline = time.monotonic() + grace
+        while pids and time.monotonic() < deadline:
+            time.sleep(0.05)
+            pids = [p for p in pids if _alive(p)]
+        if not pids:
+            return
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return b") Z " not in f.read()   # a zombie has ended
+    except OSError:
+        return False
 
 
 _BACKENDS: dict = {}
@@ -275,7 +330,7 @@ def run_segments(job: VideoJob, todo: list[Segment], model, options: RunOptions,
     model = dataclasses.replace(model, path=str(resolved(model.path)))
     quiet = long.verbose or ray.is_initialized()   # a caller's own Ray keeps its own settings
     with contextlib.nullcontext() if quiet else _driver_messages_off():
-        started = _start(long.ray or None, os.cpu_count() or 1, long.verbose)
+        stop = _start(long.ray or None, os.cpu_count() or 1, long.verbose)
         refs: dict = {}
         try:
             _run_tasks(ray, job, todo, model, options, long, work, progress, say, check, refs)
@@ -285,9 +340,8 @@ def run_segments(job: VideoJob, todo: list[Segment], model, options: RunOptions,
                     ray.cancel(ref, force=True)
                 except Exception:
                     pass
-            if started:
-                with _ray_log(long.verbose):
-                    _shutdown(ray)
+            if stop is not None:
+                stop()
 
 
 @contextlib.contextmanager
