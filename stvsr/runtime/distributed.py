@@ -142,8 +142,8 @@ def _check_gcs(address: str) -> None:
             raise DistributedError(f"cannot join the Ray cluster at {address}: authentication failed (the cluster "
                                    "uses token authentication: set RAY_AUTH_MODE=token and RAY_AUTH_TOKEN, or "
                                    "~/.ray/auth_token, to the cluster's token)")
-        if "rpc_code: 12" in text:   # UNIMPLEMENTED: a gRPC server that is not the GCS
-            raise DistributedError(f"--ray {address} is a gRPC server but not Ray's GCS: not a Ray GCS port (give "
+        if getattr(failed[0], "rpc_code", None) == 12:   # UNIMPLEMENTED: an HTTP/2 or gRPC server, not the GCS
+            raise DistributedError(f"--ray {address} answers HTTP/2 but not as Ray's GCS: not a Ray GCS port (give "
                                    "HEAD:6379 unless ray start --port said otherwise; a Ray client port as "
                                    "ray://HEAD:10001)")
 
