@@ -2,10 +2,12 @@
 
 Every case is a real ``stvsr-run`` subprocess on a 30-frame crop of bikes through the test networks
 of ``tests/test_runtime_segments.py``: the input replaced between segments, an output that appears
-mid-run, a failure a rerun cannot fix, Ray missing, an HTTP server given as ``--ray``, and SIGTERM
-during a local Ray run started with relative paths and ``--workers 1000`` (one local Ray start,
-about 15 s). Processes are told apart by an environment variable that every Ray process inherits,
-so the check for orphans never sees another job's Ray.
+mid-run, a failure a rerun cannot fix, Ray missing, an HTTP server given as ``--ray``, SIGTERM
+during a local Ray run with ``--workers 1000`` and a worker killed mid-task (one local Ray start,
+about 15 s), and a cluster with token authentication started elsewhere by ``ray start`` (a wrong
+token; relative paths; about 20 s). Processes are told apart by an environment variable that every
+Ray process inherits, so the check for orphans never sees another job's Ray, and each test ends
+what it started; Ray's temporary folder is the test's own.
 """
 from __future__ import annotations
 
@@ -146,7 +148,7 @@ def test_ray_address_of_an_http_server_fails_fast_and_quietly(times_model, clip,
     assert os.listdir(tmp_path) == []
 
 
-# -- items 4, 9, 10: SIGTERM during a local Ray run started with relative paths ----------------------
+# -- items 4, 9, 10: SIGTERM during a local Ray run; a cluster started elsewhere ---------------------
 
 def _marked(mark: str, command: bytes = b"", holding: bytes = b"") -> list[int]:
     """Processes (other than zombies) whose environment holds ``STVSR_TEST_MARK=mark`` (and whose command
@@ -231,9 +233,11 @@ def _stop(mark: str) -> None:
             time.sleep(0.1)
 
 
-@slow
-def test_ray_address_with_a_wrong_token_fails_fast_and_quietly(times_model, clip, tmp_path, ray_tmp):
-    """A cluster with token authentication (``ray start --head``, about 10 s) and a client with another token."""
+def test_ray_cluster_refuses_a_wrong_token_fast_and_runs_relative_paths(times_model, clip, tmp_path, ray_tmp):
+    """One cluster with token authentication (``ray start --head`` from another folder, about 10 s): a
+    client with another token gets one line within seconds (item 3); the right token with relative
+    MODEL, INPUT and --work-dir runs, though the cluster's workers start in another folder (item 10),
+    and --workers above its one core is capped (item 9)."""
     pytest.importorskip("ray")
     import socket
 
@@ -243,22 +247,31 @@ def test_ray_address_with_a_wrong_token_fails_fast_and_quietly(times_model, clip
     mark = uuid.uuid4().hex
     env = {**os.environ, "STVSR_TEST_MARK": mark, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": "a" * 32,
            "RAY_TMPDIR": ray_tmp}
+    shutil.copy(times_model, tmp_path / "m.onnx")
+    shutil.copy(clip, tmp_path / "in.mp4")
+    command = ["m.onnx", "in.mp4", "-o", "out.mkv", "--work-dir", "w", "--codec", "ffv1", "--segment-frames", "10",
+               "--scene-cuts", "off", "--ray", f"127.0.0.1:{port}"]
     try:
         subprocess.run([sys.executable, "-m", "ray.scripts.scripts", "start", "--head", "--port", str(port),
                         "--num-cpus", "1", "--include-dashboard", "false", "--disable-usage-stats"],
-                       env=env, check=True, capture_output=True, timeout=120)
+                       env=env, check=True, capture_output=True, timeout=120, cwd="/")
         start = time.monotonic()
-        proc = _popen(times_model, clip, "-o", tmp_path / "o.mp4", "--segment-frames", "10", "--ray",
-                      f"127.0.0.1:{port}", env={**env, "RAY_AUTH_TOKEN": "b" * 32})
-        _, err = proc.communicate(timeout=120)
+        wrong = _popen(*command, cwd=tmp_path, env={**env, "RAY_AUTH_TOKEN": "b" * 32})
+        _, wrong_err = wrong.communicate(timeout=120)
         elapsed = time.monotonic() - start
+        right = _popen(*command, "--workers", "4", cwd=tmp_path, env=env)
+        right_out, right_err = right.communicate(timeout=120)
     finally:
         _stop(mark)
-    lines = err.splitlines()
-    assert proc.returncode == 1 and elapsed < 20, (elapsed, lines)
+    lines = wrong_err.splitlines()
+    assert wrong.returncode == 1 and elapsed < 20, (elapsed, lines)
     assert len(lines) == 1, lines
     assert lines[0].startswith(f"stvsr-run: error: cannot join the Ray cluster at 127.0.0.1:{port}: authentication "
                                "failed"), lines
+    lines = right_err.splitlines()
+    assert right.returncode == 0 and (tmp_path / "out.mkv").exists(), lines
+    assert "stvsr-run: ray: --workers 4 capped at 1: the cluster has 1 CPU core(s)" in lines, lines
+    assert right_out == "" and all(line.startswith("stvsr-run: ") for line in lines), lines
 
 
 @slow
