@@ -98,6 +98,15 @@ class SignalGuard:
                 pass
         self._previous_hook, sys.unraisablehook = sys.unraisablehook, self._unraisable
 
+    def reclaim(self) -> None:
+        """Set this command's handlers again after a library replaced them (``ray.init`` sets its own
+        SIGTERM handler); nothing when none were installed (a library call)."""
+        for sig in self._previous:
+            try:
+                signal.signal(sig, self._on_signal)
+            except (ValueError, OSError):  # not the main thread
+                pass
+
     def restore(self) -> None:
         for sig, handler in self._previous.items():
             signal.signal(sig, handler if handler is not None else signal.SIG_DFL)

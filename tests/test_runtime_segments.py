@@ -8,6 +8,7 @@ zero: the same pictures, a few tens of milliseconds per window, so kills land mi
 """
 from __future__ import annotations
 
+import errno
 import json
 import os
 import random
@@ -156,7 +157,7 @@ def test_segmented_lossless_equals_one_pass(which, times_model, fixed_model, cli
     lines: list[str] = []
     run(model, clip, one, None, factor=factor, **LOSSLESS)
     report = run(model, clip, seg, 7, status=lines.append, factor=factor, **LOSSLESS)
-    assert any("resumed: 0 of 5 parts done" in m for m in lines), lines
+    assert any(m == "computing 5 parts, %d windows" % report.windows for m in lines), lines
     assert sum(len(s.windows) for s in split(*plan_of(model, 30, factor), 7)) == report.windows
     assert report.output_frames == 30 + 29 * factor
     assert_same(str(one), str(seg))
@@ -185,11 +186,11 @@ def test_segmented_default_codec_keeps_times_audio_and_quality(times_model, clip
 
 def test_keep_parts_and_changed_option_discards_stale_parts(times_model, clip, tmp_path):
     work = tmp_path / "work"
-    work.mkdir()
-    (work / "notes.txt").write_text("the user's own file in the folder given as --work-dir")
     run(times_model, clip, tmp_path / "a.mkv", 10, work_dir=str(work), keep_parts=True, **LOSSLESS)
     manifest = json.loads((work / "manifest.json").read_text())
     assert len(manifest["parts"]) == 3 and manifest["model"] and manifest["input"]["head_sha256"]
+    assert not (work / ".lock").exists(), "the lock goes with the run"
+    (work / "notes.txt").write_text("the user's own file, added to the work folder")
     lines: list[str] = []
     run(times_model, clip, tmp_path / "b.mkv", 10, status=lines.append, work_dir=str(work), keep_parts=True, **LOSSLESS)
     assert any("resumed: 3 of 3 parts done, 0 windows to compute" in m for m in lines), lines
@@ -208,12 +209,13 @@ def _cli(*args: str, **kw) -> subprocess.Popen:
 
 
 def _started(proc: subprocess.Popen, timeout: float = 60) -> None:
-    """Wait for the "resumed:" status line (the windows start right after); stderr keeps being drained."""
+    """Wait for the "resumed:" or "computing" status line (the windows start right after); stderr keeps
+    being drained."""
     seen = threading.Event()
 
     def drain():
         for line in proc.stderr:
-            if "resumed:" in line:
+            if "resumed:" in line or "computing" in line:
                 seen.set()
 
     threading.Thread(target=drain, daemon=True).start()
@@ -248,9 +250,10 @@ def _kill_and_resume(slow_model: str, clip: str, tmp_path: Path, kills: int, see
     proc = _cli(slow_model, clip, "-o", str(out), *common)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 0, err
-    resumed = [line for line in err.splitlines() if "resumed:" in line]
-    assert resumed and resumed[0].endswith(f"resumed: {len(done)} of {len(segments)} parts done, "
-                                           f"{todo} windows to compute"), (resumed, done)
+    resumed = [line for line in err.splitlines() if "resumed:" in line or "computing" in line]
+    expected = (f"resumed: {len(done)} of {len(segments)} parts done, {todo} windows to compute" if done
+                else f"computing {len(segments)} parts, {todo} windows")
+    assert resumed and resumed[0].endswith(expected), (resumed, done)
     assert_same(str(ref), str(out))
     assert not work.exists()
 
@@ -296,7 +299,7 @@ def test_two_ray_workers_equal_one_pass(times_model, clip, tmp_path):
     run(times_model, clip, one, None, **LOSSLESS)
     import logging
 
-    ray.init(num_cpus=2, include_dashboard=False, logging_level=logging.ERROR, log_to_driver=False)
+    ray.init(address="local", num_cpus=2, include_dashboard=False, logging_level=logging.ERROR, log_to_driver=False)
     try:
         lines: list[str] = []
         run(times_model, clip, two, 10, status=lines.append, workers=2, **LOSSLESS)
@@ -326,7 +329,7 @@ def test_ray_worker_killed_mid_task_is_retried(slow_model, clip, tmp_path):
     run(slow_model, clip, one, None, **LOSSLESS)
     import logging
 
-    ray.init(num_cpus=2, include_dashboard=False, logging_level=logging.ERROR, log_to_driver=False)
+    ray.init(address="local", num_cpus=2, include_dashboard=False, logging_level=logging.ERROR, log_to_driver=False)
     killed: list[int] = []
 
     def kill_one():
@@ -420,7 +423,7 @@ def _run_cli(*args) -> tuple[int, list[str]]:
 
 
 @pytest.mark.parametrize("stop, code, words", [("sigterm", 143, "terminated; no output written"),
-                                               ("failure", 1, "the disk is full")])
+                                               ("failure", 1, "[Errno 28] No space left on device")])
 def test_stopped_segmented_run_says_which_parts_are_kept_for_a_resume(stop, code, words, times_model, clip,
                                                                       tmp_path, monkeypatch):
     from stvsr.cli_signals import Interrupted
@@ -430,7 +433,7 @@ def test_stopped_segmented_run_says_which_parts_are_kept_for_a_resume(stop, code
 
     def stop_at_second(backend, job, segment, *args, **kw):  # test double: stops the run at its second part
         if segment.index == 1:
-            raise Interrupted(signal.SIGTERM) if stop == "sigterm" else OSError("the disk is full")
+            raise Interrupted(signal.SIGTERM) if stop == "sigterm" else OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
         return real(backend, job, segment, *args, **kw)
 
     out, work = tmp_path / "out.mkv", tmp_path / ".out.mkv.stvsr-parts"
@@ -466,6 +469,7 @@ def test_sigterm_mid_run_says_which_parts_are_kept(slow_model, clip, tmp_path):
     assert proc.returncode == 143 and not out.exists(), lines
     kept = len(json.loads((work / "manifest.json").read_text())["parts"])
     parts = len(split(*plan_of(slow_model, 30, 2), 5))
+    assert not (work / ".lock").exists(), "the lock goes with the run"
     assert 1 <= kept < parts, lines
     assert lines[-1] == (f"stvsr-run: error: terminated; no output written; {kept} of {parts} parts "
                          f"{'is' if kept == 1 else 'are'} kept in {work}: run the same command again to resume"), lines

@@ -110,16 +110,20 @@ def default_output(input_path: str) -> str:
               help="Split a longer video (at shot cuts first) into segments of about N input frames, each encoded "
                    "to a part in the work folder and joined by stream copy; a rerun resumes from the finished parts.")
 @click.option("--work-dir", type=click.Path(file_okay=False), default=None,
-              help="Folder for the parts and their manifest. Default: .OUTPUT-NAME.stvsr-parts beside the output.")
+              help="Folder for the parts and their manifest: a new or empty folder, or one an earlier run made (any "
+                   "other non-empty folder is refused). Default: .OUTPUT-NAME.stvsr-parts beside the output.")
 @click.option("--keep-parts", is_flag=True, help="Keep the work folder after a successful join.")
 @click.option("--workers", type=click.IntRange(1, 1024), default=1, show_default=True,
-              help="Segments computed at once, as Ray tasks when more than 1 (needs the ray extra).")
+              help="Segments computed at once, as Ray tasks when more than 1 (needs the ray extra); at most the "
+                   "cluster's CPU cores (GPUs for a GPU backend).")
 @click.option("--ray", "ray_address", is_flag=False, flag_value="local", default=None, metavar="[ADDRESS]",
               help="Run segments as Ray tasks: local (start Ray here), auto, HOST:PORT or ray://HOST:PORT "
                    "(a cluster whose nodes all see MODEL, INPUT and the work folder at the same paths).")
+@click.option("--verbose", is_flag=True, help="Also show Ray's own log lines (kept off the terminal by default).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar or summary.")
 def main(model, inputs, output, overwrite, factor, backend, providers, threads, tile, tile_overlap, max_memory, codec, crf, preset, pix_fmt,
-         flow, dense_windows, max_frames, no_audio, quiet, segment_frames, work_dir, keep_parts, workers, ray_address, scene_cuts):
+         flow, dense_windows, max_frames, no_audio, quiet, segment_frames, work_dir, keep_parts, workers, ray_address, scene_cuts,
+         verbose):
     """Super-resolve INPUT in space (x4) and time with MODEL (.onnx from stvsr-export, or a TensorRT .plan).
     Several inputs, or a folder of videos, are run one after another with the model loaded once.
 
@@ -167,7 +171,7 @@ def main(model, inputs, output, overwrite, factor, backend, providers, threads, 
     try:  # everything from here on, imports included, ends in one line and a documented exit code
         from stvsr.outfile import SafeOutput
         from stvsr.runtime.backends import open_backend
-        from stvsr.runtime.driver import LongRunOptions, ModelSource, run_video
+        from stvsr.runtime.driver import LongRunOptions, ModelSource, check_long_options, run_video
         from stvsr.runtime.pipeline import RunOptions
         from stvsr.runtime.batch import BatchError, is_batch, plan_batch, run_batch
         from stvsr.runtime.shots import load_spec
@@ -179,7 +183,8 @@ def main(model, inputs, output, overwrite, factor, backend, providers, threads, 
         cut_file = scene_cuts not in ("auto", "off")  # read once, below, against its input's frame count
         source = ModelSource(model, backend, tuple(p for p in providers.split(",") if p), threads)
         long = LongRunOptions(segment_frames, work_dir, keep_parts, workers,
-                              None if ray_address is None else ("" if ray_address == "local" else ray_address))
+                              None if ray_address is None else ("" if ray_address == "local" else ray_address), verbose)
+        check_long_options(long)  # --work-dir usable, Ray importable and answering: before the model loads
 
         def run_one(runner, path: str, target: SafeOutput) -> None:
             """One input into ``target``, then its summary line (alone or in a batch)."""

@@ -8,18 +8,21 @@ skip the parts the work folder already holds, compute the rest (``run_part``: on
 from __future__ import annotations
 
 import dataclasses
+import errno
+import os
 import time
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 from typing import Callable
 
-from stvsr.outfile import SafeOutput
+from stvsr import cli_signals
+from stvsr.outfile import OutputError, SafeOutput, check_output
 from stvsr.runtime.backends.base import Backend
 from stvsr.runtime.join import join_parts, part_suffix
 from stvsr.runtime.pipeline import RunOptions, RunReport, VideoJob, announce, plan_video, upscale_video
 from stvsr.runtime.segments import Segment
-from stvsr.runtime.workdir import WorkDir, default_work_dir, file_sha256, fsync_file, input_identity
+from stvsr.runtime.workdir import PartOutput, WorkDir, claim, default_work_dir, file_sha256, fsync_file, input_identity
 
 DEFAULT_SEGMENT_FRAMES = 1000
 
@@ -40,6 +43,7 @@ class LongRunOptions:
     keep_parts: bool = False
     workers: int = 1                 # more than 1, or ``ray`` set: segments run as Ray tasks
     ray: str | None = None           # None: no Ray unless workers > 1; "": start locally; "auto", "ray://h:p", "h:p"
+    verbose: bool = False            # Ray's own log lines on stderr
 
     @property
     def distributed(self) -> bool:
@@ -48,12 +52,19 @@ class LongRunOptions:
 
 def run_part(backend: Backend, job: VideoJob, segment: Segment, options: RunOptions, part: Path,
              progress: Callable[[int], None] | None = None) -> str:
-    """Compute ``segment`` into ``part`` (renamed into place only when complete; fsynced); its sha256."""
-    out = SafeOutput(part, [job.input_path], overwrite=True)
+    """Compute ``segment`` into ``part`` (encoded under its fixed temporary name, renamed into place only
+    when complete; fsynced); its sha256."""
+    out = PartOutput(part, [job.input_path])
     upscale_video(backend, job.input_path, out, options, (lambda windows: progress) if progress else None,
                   job=job, segment=segment)
     fsync_file(part)
     return file_sha256(part)
+
+
+def part_format(out: SafeOutput, options: RunOptions) -> str:
+    """The suffix (so the container) the parts are written in (``join.part_suffix``: the output's where it
+    reads back exact, else NUT). One value, in the manifest key: parts of another format are never joined."""
+    return part_suffix(out.path)
 
 
 def pixel_options(options: RunOptions, job: VideoJob, long: LongRunOptions) -> dict:
@@ -64,7 +75,9 @@ def pixel_options(options: RunOptions, job: VideoJob, long: LongRunOptions) -> d
 
 
 def run_key(job: VideoJob, model: ModelSource, backend: Backend, options: RunOptions, long: LongRunOptions,
-            segments: list[Segment]) -> dict:
+            segments: list[Segment], fmt: str) -> dict:
+    """What the parts are computed from (``WorkDir``'s key): input, model, software, options with the
+    part format ``fmt``, plan."""
     import av
 
     from stvsr import __version__
@@ -72,22 +85,76 @@ def run_key(job: VideoJob, model: ModelSource, backend: Backend, options: RunOpt
     return {"input": input_identity(job.input_path), "model": file_sha256(model.path),
             "backend": type(backend).__name__, "software": f"stvsr {__version__}, PyAV {av.__version__}, "
             f"libavcodec {'.'.join(map(str, av.library_versions.get('libavcodec', ())))}",
-            "options": pixel_options(options, job, long),
+            "options": {**pixel_options(options, job, long), "part_format": fmt},
             "plan": [[s.out_start, s.out_end, s.first_frame, s.last_frame] for s in segments]}
 
 
-def note_kept_parts(exc: BaseException, work: WorkDir, segments: list[Segment]) -> None:
-    """Set ``exc.resume_note`` (``3 of 8 parts are kept in DIR: run the same command again to resume``)
-    when a segmented run stopped with finished parts in its work folder; the command's final line
-    (``stvsr.runtime.cli``) ends with it."""
-    kept = sum(work.finished(s.index) is not None for s in segments)
-    if kept:
-        note = (f"{kept} of {len(segments)} part{'s' * (len(segments) != 1)} {'is' if kept == 1 else 'are'} "
-                f"kept in {work.path}: run the same command again to resume")
+class InputChangedError(RuntimeError):
+    """The input was replaced or changed while its parts were computed."""
+
+
+class RunChecks:
+    """What must still hold before each segment and before the join: the input is the file the run
+    was planned from (same file, size, modification time, first and last MiB), and the output was
+    not created meanwhile (without --overwrite)."""
+
+    def __init__(self, job: VideoJob, identity: dict, out: SafeOutput):
+        st = os.stat(job.input_path)
+        self.path, self.identity, self.out, self.file = job.input_path, identity, out, (st.st_dev, st.st_ino)
+
+    def __call__(self) -> None:
         try:
-            exc.resume_note = note
-        except (AttributeError, TypeError):  # an exception type without attributes: no note
-            pass
+            st = os.stat(self.path)
+            same = (st.st_dev, st.st_ino) == self.file and input_identity(self.path) == self.identity
+        except OSError:
+            same = False
+        if not same:
+            raise InputChangedError(f"the input {self.path} changed during the run (it was replaced, or its size, "
+                                    "modification time or content changed)")
+        check_output(self.out.path, self.out.inputs, self.out.overwrite)
+
+
+_TRANSIENT = {errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.ENOMEM, errno.EAGAIN, errno.EINTR, errno.ETIMEDOUT,
+              errno.ECONNRESET, errno.ECONNREFUSED, errno.ENETDOWN, errno.ENETUNREACH, errno.EHOSTUNREACH,
+              errno.ESTALE}
+
+
+def rerun_can_fix(exc: BaseException) -> bool:
+    """A stop the same command can get past: a signal, memory or disk space running out, a lost
+    worker or connection (``exc.resumable``). Not: bad input, a join that cannot work, a bug."""
+    if isinstance(exc, (KeyboardInterrupt, MemoryError)) or cli_signals.active().signal_of(exc) is not None:
+        return True
+    return bool(getattr(exc, "resumable", False)) or (isinstance(exc, OSError) and exc.errno in _TRANSIENT)
+
+
+def note_kept_parts(exc: BaseException, work: WorkDir, segments: list[Segment], out: SafeOutput) -> None:
+    """Set ``exc.resume_note`` when a segmented run stopped with finished parts in its work folder:
+    ``3 of 8 parts are kept in DIR``, then ``: run the same command again to resume`` only when that
+    can succeed (``: run the same command with -y to resume`` when the output appeared meanwhile).
+    The command's final line (``stvsr.runtime.cli``) ends with it."""
+    kept = sum(work.finished(s.index) is not None for s in segments)
+    note = (f"{kept} of {len(segments)} part{'s' * (len(segments) != 1)} {'is' if kept == 1 else 'are'} "
+            f"kept in {work.path}")
+    if isinstance(exc, OutputError) and not out.overwrite and os.path.lexists(out.path):
+        note += ": run the same command with -y to resume"
+    elif rerun_can_fix(exc):
+        note += ": run the same command again to resume"
+    try:
+        exc.resume_note = note
+    except (AttributeError, TypeError):  # an exception type without attributes: no note
+        pass
+
+
+def check_long_options(long: LongRunOptions) -> None:
+    """What can be refused in seconds, before the model loads and before planning (cut detection takes
+    minutes on a film): a --work-dir stvsr may not use or another run holds; for Ray, Ray importable
+    and a cluster address that answers like Ray."""
+    if long.work_dir:
+        claim(long.work_dir)
+    if long.distributed:
+        from stvsr.runtime.distributed import preflight
+
+        preflight(long)
 
 
 def run_video(backend: Backend, model: ModelSource, input_path: str, out: SafeOutput, options: RunOptions,
@@ -95,31 +162,37 @@ def run_video(backend: Backend, model: ModelSource, input_path: str, out: SafeOu
               status: Callable[[str], None] | None = None) -> RunReport:
     """Run ``input_path`` into ``out``: one pass when it is one segment and nothing asks for parts."""
     say = status or (lambda message: None)
-    if long.ray not in (None, "", "local", "auto"):  # a cluster address: fail in seconds, before any work
-        from stvsr.runtime.distributed import check_reachable
-
-        check_reachable(long.ray)
+    check_long_options(long)
     job = plan_video(backend, input_path, options, status)
     segments = job.segments(long.segment_frames)
     if len(segments) <= 1 and not long.distributed and long.work_dir is None and not long.keep_parts:
         return upscale_video(backend, input_path, out, options, progress_factory, status=status, job=job)
     start = time.perf_counter()
     info = job.info
-    folder = Path(long.work_dir) if long.work_dir else default_work_dir(out.path)
-    work = WorkDir(folder, run_key(job, model, backend, options, long, segments), part_suffix(out.path), say)
+    fmt = part_format(out, options)
+    key = run_key(job, model, backend, options, long, segments, fmt)
+    checks = RunChecks(job, key["input"], out)
+    work = WorkDir(long.work_dir or default_work_dir(out.path), key, fmt, say,
+                   {"input": input_path, "output": out.path, "model": model.path})
+    done = False
     try:
         todo = [s for s in segments if work.finished(s.index) is None]
-        announce(job, say, f" in {len(segments)} parts (work folder {folder})")
+        announce(job, say, f" in {len(segments)} parts (work folder {work.path})")
         windows = sum(len(s.windows) for s in todo)
-        say(f"resumed: {len(segments) - len(todo)} of {len(segments)} parts done, {windows} windows to compute")
+        if len(todo) < len(segments):
+            say(f"resumed: {len(segments) - len(todo)} of {len(segments)} parts done, {windows} windows to compute")
+        else:
+            say(f"computing {len(segments)} parts, {windows} windows")
         progress = progress_factory(windows) if progress_factory else (lambda k: None)
         if long.distributed:
             from stvsr.runtime.distributed import run_segments
 
-            run_segments(job, todo, model, options, long, work, progress, say)
+            run_segments(job, todo, model, options, long, work, progress, say, checks)
         else:
             for seg in todo:
+                checks()
                 work.record(seg.index, run_part(backend, job, seg, options, work.part_path(seg.index), progress))
+        checks()
         tmp = out.create()
         parts = [str(work.finished(s.index)) for s in segments]
         if not join_parts(parts, tmp, str(out.path), job.total, input_path if options.copy_streams else None,
@@ -127,17 +200,18 @@ def run_video(backend: Backend, model: ModelSource, input_path: str, out: SafeOu
                           rate=job.fps_out, say=say):
             raise RuntimeError("the join stopped before the end")
         out.commit()
+        done = True
     except BaseException as exc:  # a signal or a failure: say what a rerun resumes from
         if any(work.finished(s.index) is not None for s in segments):
-            note_kept_parts(exc, work, segments)
+            note_kept_parts(exc, work, segments, out)
         else:
             work.remove()  # nothing to resume from: leave no work folder behind (only stvsr's files go)
         raise
     finally:
         out.discard()
+        if done and not long.keep_parts:
+            work.remove()  # the lock is held until this ends
         work.close()
-    if not long.keep_parts:
-        work.remove()
     return RunReport(str(out.path), job.frames, job.total, job.factor, info.fps, job.fps_out,
                      (job.out_size[1], job.out_size[0]), time.perf_counter() - start, windows, info.variable_rate,
                      len(job.cuts))
