@@ -61,13 +61,15 @@ def export_model(name: str, weights: str | None = None, random_weights: bool = F
                  calib: str | None = None, opset: int = DEFAULT_OPSET, output: str | os.PathLike | None = None,
                  verify: bool = True, plugins: str = "none", calib_windows: int = 4,
                  log: Callable[[str], None] = lambda msg: None, int8_target: str = "cpu",
-                 all_outputs: bool = False, overwrite: bool = True) -> ExportReport:
+                 all_outputs: bool = False, overwrite: bool = True, for_tensorrt: bool = False) -> ExportReport:
     """Export ``name`` and return what was written and measured. Raises ``ExportError``/``ValueError``.
 
     ``int8_target``: ``cpu`` (uint8 activations, fast on ONNX Runtime) or ``tensorrt`` (symmetric
     int8). ``all_outputs``: keep every fixed output; by default a network with a tiled variant (zsm)
     drops the last one so that windows tile time without computing any output twice.
     ``overwrite``: replace an existing output (otherwise refused, also if one appears meanwhile).
+    ``for_tensorrt`` (implied by ``plugins`` native/stvsr): the graph must pass the static TensorRT check
+    (``stvsr.engines.trt_compat``) before it is written, e.g. no opset-20 GridSample TensorRT would read as nearest.
     """
     start = time.perf_counter()
     if precision not in PRECISIONS:
@@ -140,6 +142,14 @@ def export_model(name: str, weights: str | None = None, random_weights: bool = F
         report.notes.append(f"plugin nodes: {counts} (ONNX Runtime cannot run them; verified before the rewrite)")
         log(report.notes[-1])
     finalize(model, meta)
+    if for_tensorrt or plugins != "none":   # a graph for TensorRT that TensorRT would refuse or misread: not written
+        from stvsr.engines.trt_compat import CompatError, check_graph
+
+        try:
+            check_graph(model)
+        except CompatError as exc:
+            raise ExportError(f"{exc} (the graph is for TensorRT: --plugins {plugins}"
+                              f"{' or --profile' if for_tensorrt else ''})") from None
     try:
         atomic_save(model, path, overwrite)
     except OutputError as exc:
