@@ -61,7 +61,7 @@ def _need_gpu() -> None:
     try:
         import triton  # noqa: F401
     except ImportError:
-        print("plugins_gpu: triton is not installed (pip install triton==3.7.1)", file=sys.stderr)
+        print("plugins_gpu: triton is not installed (pip install -e \".[plugins]\": Triton 3.6 to 3.8)", file=sys.stderr)
         sys.exit(2)
 
 
