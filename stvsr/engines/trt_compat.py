@@ -12,7 +12,8 @@ a supported type. On top of that:
 * stvsr plugin nodes: op, domain, ``plugin_namespace``, plugin version, inputs and attribute names and
   types exactly as the registration declares them (:mod:`stvsr.plugins.onnx_nodes`, which tests check
   against :mod:`stvsr.plugins.trt` through TensorRT's own ``tensorrt.plugin``).
-* A few documented restrictions our graphs could hit (DeformConv pads, Resize modes, ScatterND reduction).
+* A few documented restrictions our graphs could hit (DeformConv pads, Resize modes, ScatterND reduction), and
+  one undocumented: GridSample ``mode="linear"``/``"cubic"`` (opset 20's names) are imported as nearest.
 
 ``check_graph`` raises :class:`CompatError` naming the first offending node in one line; the engine
 builder runs it before TensorRT parses anything.
@@ -50,6 +51,10 @@ NON_DATA_INPUTS = {
 }
 SUBGRAPH_OPS = {"If", "Loop", "Scan"}
 RESIZE_MODES = {"nearest", "linear"}
+# GridSample modes onnx-tensorrt's importer maps (nearest, bilinear, bicubic: the opset 16 names); it leaves any
+# other name, such as opset 20's "linear" and "cubic" (what torch writes at opset 20), at its default of nearest
+# (onnxOpImporters.cpp, GridSample importer, onnx-tensorrt 10.1): a silently wrong engine, so refused here.
+GRID_SAMPLE_MODES = {"nearest", "bilinear", "bicubic"}
 RESIZE_COORDINATES = {"half_pixel", "pytorch_half_pixel", "tf_half_pixel_for_nn", "asymmetric", "align_corners"}
 
 
@@ -264,6 +269,10 @@ def _check_restrictions(node: onnx.NodeProto) -> Problem | None:
         if mode not in RESIZE_MODES or coords not in RESIZE_COORDINATES:
             return Problem(node.name, node.op_type, f"mode {mode!r} / coordinate_transformation_mode {coords!r} "
                            "is not supported by TensorRT")
+    if node.op_type == "GridSample" and _str(a.get("mode", "bilinear")) not in GRID_SAMPLE_MODES:
+        mode = _str(a["mode"])
+        return Problem(node.name, node.op_type, f"mode {mode!r} (opset 20's name) would be built as nearest: TensorRT's "
+                       "ONNX parser knows only 'nearest', 'bilinear' and 'bicubic'; export with --opset 19")
     if node.op_type == "ScatterND" and _str(a.get("reduction", "none")) != "none":
         return Problem(node.name, node.op_type, "a ScatterND reduction is not supported by TensorRT")
     return None

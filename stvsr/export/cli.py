@@ -128,7 +128,8 @@ def main(name, weights, random_weights, fp16, int8, calib, calib_windows, int8_t
             _fail(str(exc))
     try:  # export_model refuses an existing output (without -y), a folder or an input before the slow work
         report = export_model(name, weights, random_weights, precision, calib, opset, output, not no_verify,
-                              plugins, calib_windows, log, int8_target, all_outputs, overwrite)
+                              plugins, calib_windows, log, int8_target, all_outputs, overwrite,
+                              for_tensorrt=for_tensorrt)
     except (KeyboardInterrupt, Exception) as exc:  # one line; the temporary file is already removed
         _stopped(exc, (ExportError, CheckpointError, VideoError, ValueError))
     if parsed:
