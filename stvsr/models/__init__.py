@@ -1,4 +1,4 @@
-"""The four STVSR networks, loadable from their official checkpoints.
+"""The STVSR networks, loadable from their official checkpoints.
 
 >>> from stvsr import models
 >>> net = models.create("zsm", weights="xiang2020zooming.pth")
@@ -15,7 +15,7 @@ from torch import nn
 
 from stvsr.models.checkpoint import CheckpointError, load_state_dict_strict, read_checkpoint, unwrap_state_dict
 
-NAMES = ("zsm", "stvun", "starnet", "fmu")
+NAMES = ("zsm", "stvun", "starnet", "fmu", "tmnet")
 
 
 @dataclass(frozen=True)
