@@ -66,6 +66,7 @@ def test_both_official_checkpoints_load_and_pick_their_window(tmp_path):
         assert len(net.state_dict()) == 482 and not net.training
         assert choose_window("tmnet", None, str(path)) == window
         assert weights_file_for_window("tmnet", window) == name
+    assert dict(models.info("tmnet").weights_windows) == {"tmnet_single_frame.pth": 4, "tmnet_multiple_frames.pth": 2}
     assert choose_window("tmnet", None, None) == 4 and choose_window("tmnet", 2, str(tmp_path / "x.pth")) == 2
     with pytest.raises(ValueError, match="windows of 4 or 2 frames, not 3"):
         choose_window("tmnet", 3)

@@ -119,7 +119,7 @@ def main(name, weights, random_weights, fp16, int8, calib, calib_windows, int8_t
     int8_target = int8_target or ("tensorrt" if for_tensorrt else "cpu")
     log = (lambda m: None) if quiet else (lambda m: click.echo(f"stvsr-export: {m}", err=True))
     cli_signals.active().watch(output or default_output(name, precision, plugins))
-    from stvsr.export.graphs import choose_window
+    from stvsr.export.graphs import base_metadata, choose_window
 
     try:  # before anything slow: a window the network is not exported for
         window = choose_window(name, window, weights)
@@ -129,7 +129,6 @@ def main(name, weights, random_weights, fp16, int8, calib, calib_windows, int8_t
     if profiles:
         from stvsr.engines.builder import require_tensorrt
         from stvsr.engines.profiles import ProfileError, parse_profile
-        from stvsr.export.graphs import base_metadata
 
         meta = base_metadata(name, not all_outputs, window)
         try:

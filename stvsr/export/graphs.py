@@ -12,7 +12,6 @@ module stays the reference the graph is verified against.
 from __future__ import annotations
 
 import copy
-import importlib
 import os
 from dataclasses import dataclass
 from typing import Callable
@@ -163,7 +162,7 @@ def _spec(name: str) -> GraphSpec:
 
 def choose_window(name: str, window: int | None = None, weights: str | os.PathLike | None = None) -> int:
     """Frames per window of ``name``'s graph: ``window`` if given (one the network is exported for), else the
-    one its official checkpoint of that file name was tested with (``WEIGHTS_WINDOWS`` of the model module:
+    one its official checkpoint of that file name was tested with (``models.info(name).weights_windows``:
     TMNet's ``tmnet_multiple_frames.pth`` -> 2), else the network's default."""
     spec = _spec(name)
     if window is not None:
@@ -171,16 +170,15 @@ def choose_window(name: str, window: int | None = None, weights: str | os.PathLi
             raise ValueError(f"{name} is exported for windows of {' or '.join(map(str, spec.windows))} frames, "
                              f"not {window}")
         return window
-    by_file = getattr(importlib.import_module(f"stvsr.models.{name}"), "WEIGHTS_WINDOWS", {})
     if isinstance(weights, (str, os.PathLike)):
-        return by_file.get(os.path.basename(os.fspath(weights)), spec.window)
+        return dict(models.info(name).weights_windows).get(os.path.basename(os.fspath(weights)), spec.window)
     return spec.window
 
 
 def weights_file_for_window(name: str, window: int) -> str:
     """The official checkpoint file name for ``name`` exported with ``window`` frames."""
-    by_file = getattr(importlib.import_module(f"stvsr.models.{name}"), "WEIGHTS_WINDOWS", {})
-    return next((f for f, w in by_file.items() if w == window), models.info(name).weights_file)
+    info = models.info(name)
+    return next((f for f, w in info.weights_windows if w == window), info.weights_file)
 
 
 def graph_module(name: str, weights=None, tiled: bool = False) -> nn.Module:

@@ -26,6 +26,9 @@ class ModelInfo:
     params: int
     weights_file: str
     title: str
+    # Where a network has several official checkpoints: every file with the frames per window of its
+    # official test (TMNet: single_frame 4, multiple_frames 2); empty otherwise.
+    weights_windows: tuple[tuple[str, int], ...] = ()
 
 
 def _module(name: str):
@@ -37,7 +40,8 @@ def _module(name: str):
 def info(name: str) -> ModelInfo:
     """Registry entry of ``name``."""
     mod = _module(name)
-    return ModelInfo(name, mod.PARAMS, mod.WEIGHTS_FILE, (mod.__doc__ or name).strip().splitlines()[0])
+    return ModelInfo(name, mod.PARAMS, mod.WEIGHTS_FILE, (mod.__doc__ or name).strip().splitlines()[0],
+                     tuple(getattr(mod, "WEIGHTS_WINDOWS", {}).items()))
 
 
 def available() -> list[ModelInfo]:
