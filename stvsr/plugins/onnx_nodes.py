@@ -286,7 +286,8 @@ def rewrite_to_plugins(model: onnx.ModelProto, *, aot: bool = True, deform_conv:
             new_nodes.extend(replaced if replaced is not None else [node])
         del graph.node[:]
         graph.node.extend(new_nodes)
-    if any(n.domain == DOMAIN for n in all_nodes(model.graph)) and not any(o.domain == DOMAIN for o in model.opset_import):
+    has_plugins = any(n.domain == DOMAIN for n in all_nodes(model.graph))
+    if has_plugins and not any(o.domain == DOMAIN for o in model.opset_import):
         model.opset_import.append(helper.make_opsetid(DOMAIN, 1))
     return sort_plugin_attributes(model), counts
 
