@@ -21,7 +21,7 @@
 #                       build here would embed
 #   kernels       80 s  benchmarks/gpu_kernels.py: that PTX loaded with cuda-bindings and launched in
 #                       TensorRT's argument layout vs the PyTorch ops, 540p/1080p, FP32/FP16, timed
-#   bench        120 s  stvsr-bench --backends pytorch,pytorch-fp16: the four networks at the papers' sizes
+#   bench        120 s  stvsr-bench --backends pytorch,pytorch-fp16: the five networks at the papers' sizes
 #                       on CUDA
 #   overlap       30 s  benchmarks/gpu_overlap.py: stvsr-run's TensorRT backend stream/event/pinned-memory
 #                       code with a context test double: double-buffered vs one-at-a-time wall time
@@ -150,7 +150,7 @@ else
     skip kernels 80 "$WHY_KERNELS"
 fi
 
-# ---- bench: PyTorch CUDA FP32/FP16 of the four networks at the papers' sizes
+# ---- bench: PyTorch CUDA FP32/FP16 of the five networks at the papers' sizes
 if [ "$HAVE_BENCH" = 1 ]; then      # CUDA torch, click and onnx (gpu_check.py env)
     step bench 120 "$PY" -m stvsr.bench.cli --backends pytorch,pytorch-fp16 --no-comparisons --repeats 10 \
         --warmup 2 -o "$WORK/bench" -y

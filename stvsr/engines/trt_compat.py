@@ -15,6 +15,8 @@ a supported type. On top of that:
 * A few documented restrictions our graphs could hit (DeformConv pads, Resize modes, ScatterND reduction), and
   one undocumented: GridSample ``mode="linear"``/``"cubic"`` (opset 20's names) are imported as nearest.
 
+Nodes in loop bodies (TMNet's ConvLSTM is one ``Loop``) are checked like the others.
+
 ``check_graph`` raises :class:`CompatError` naming the first offending node in one line; the engine
 builder runs it before TensorRT parses anything.
 """
@@ -29,6 +31,7 @@ import numpy as np
 import onnx
 from onnx import AttributeProto, TensorProto, helper, numpy_helper
 
+from stvsr.onnx_subgraphs import all_initializers, all_nodes, all_value_infos
 from stvsr.plugins import onnx_nodes
 
 DATA_FILE = Path(__file__).parent / "data" / "onnx_tensorrt_ops.json"
@@ -106,14 +109,15 @@ class _Graph:
 
     def __init__(self, model: onnx.ModelProto):
         self.model, self.graph = model, model.graph
-        self.constants: dict[str, np.ndarray] = {t.name: numpy_helper.to_array(t) for t in self.graph.initializer}
-        for node in self.graph.node:
+        inits = all_initializers(self.graph)
+        self.constants: dict[str, np.ndarray] = {name: numpy_helper.to_array(t) for name, t in inits.items()}
+        for node in all_nodes(self.graph):
             if node.op_type == "Constant":
                 value = next((a for a in node.attribute if a.name == "value"), None)
                 if value is not None:
                     self.constants[node.output[0]] = numpy_helper.to_array(value.t)
         self.consumers: dict[str, list[tuple[onnx.NodeProto, int]]] = {}
-        for node in self.graph.node:
+        for node in all_nodes(self.graph):
             for i, name in enumerate(node.input):
                 self.consumers.setdefault(name, []).append((node, i))
         self.types = self._infer_types()
@@ -122,17 +126,16 @@ class _Graph:
         # Plugin nodes have no ONNX type inference: stand an Identity of their data input in for each (their
         # output has the data input's type) so that types propagate through the rest of the graph.
         proxy = onnx.ModelProto.FromString(self.model.SerializeToString())
-        for node in proxy.graph.node:
+        for node in all_nodes(proxy.graph):
             if node.domain == onnx_nodes.DOMAIN and node.input:
                 node.CopyFrom(helper.make_node("Identity", [node.input[0]], [node.output[0]], name=node.name))
         try:
             inferred = onnx.shape_inference.infer_shapes(proxy).graph
         except Exception:  # noqa: BLE001 - inference is best effort; untyped tensors are not type-checked
             inferred = proxy.graph
-        types = {v.name: v.type.tensor_type.elem_type
-                 for v in list(inferred.value_info) + list(inferred.input) + list(inferred.output)}
-        types.update({t.name: t.data_type for t in self.graph.initializer})
-        for node in self.graph.node:
+        types = {v.name: v.type.tensor_type.elem_type for v in all_value_infos(inferred)}
+        types.update({name: t.data_type for name, t in all_initializers(self.graph).items()})
+        for node in all_nodes(self.graph):
             if node.op_type == "Constant":
                 value = next((a for a in node.attribute if a.name == "value"), None)
                 if value is not None:
@@ -327,7 +330,7 @@ def problems(model: onnx.ModelProto) -> list[Problem]:
     g = _Graph(model)
     found = _check_opset(model) + _check_io(g)
     ops = support()["operators"]
-    for index, node in enumerate(model.graph.node):
+    for index, node in enumerate(all_nodes(model.graph)):
         if node.domain == onnx_nodes.DOMAIN or node.op_type in onnx_nodes.PLUGIN_OPS \
                 or any(a.name == "plugin_namespace" for a in node.attribute):
             p = _check_plugin(node, g)

@@ -8,7 +8,8 @@ from pathlib import Path
 from typing import Callable
 
 from stvsr import __version__
-from stvsr.export.graphs import base_metadata, example_inputs, graph_module, has_tiled_variant
+from stvsr.export.graphs import (base_metadata, choose_window, example_inputs, graph_module, has_tiled_variant,
+                                 weights_file_for_window)
 from stvsr.export.onnx_export import DEFAULT_OPSET, MIN_OPSET, ExportError, atomic_save, export_graph, finalize
 from stvsr.export.precision import INT8_TARGETS, to_fp16, to_int8
 from stvsr.export.verify import Comparison, compare, ort_session, run_ort, run_torch
@@ -61,15 +62,18 @@ def export_model(name: str, weights: str | None = None, random_weights: bool = F
                  calib: str | None = None, opset: int = DEFAULT_OPSET, output: str | os.PathLike | None = None,
                  verify: bool = True, plugins: str = "none", calib_windows: int = 4,
                  log: Callable[[str], None] = lambda msg: None, int8_target: str = "cpu",
-                 all_outputs: bool = False, overwrite: bool = True, for_tensorrt: bool = False) -> ExportReport:
+                 all_outputs: bool = False, overwrite: bool = True, for_tensorrt: bool = False,
+                 window: int | None = None) -> ExportReport:
     """Export ``name`` and return what was written and measured. Raises ``ExportError``/``ValueError``.
 
     ``int8_target``: ``cpu`` (uint8 activations, fast on ONNX Runtime) or ``tensorrt`` (symmetric
-    int8). ``all_outputs``: keep every fixed output; by default a network with a tiled variant (zsm)
-    drops the last one so that windows tile time without computing any output twice.
+    int8). ``all_outputs``: keep every fixed output; by default a network with a tiled variant (zsm,
+    tmnet) drops the last one so that windows tile time without computing any output twice.
     ``overwrite``: replace an existing output (otherwise refused, also if one appears meanwhile).
     ``for_tensorrt`` (implied by ``plugins`` native/stvsr): the graph must pass the static TensorRT check
     (``stvsr.engines.trt_compat``) before it is written, e.g. no opset-20 GridSample TensorRT would read as nearest.
+    ``window``: frames per window where the network is exported for several (tmnet: 4 or 2); default
+    from the weights file name (``tmnet_multiple_frames.pth``: 2), else the network's default.
     """
     start = time.perf_counter()
     if precision not in PRECISIONS:
@@ -90,13 +94,14 @@ def export_model(name: str, weights: str | None = None, random_weights: bool = F
     except OutputError as exc:
         raise ExportError(str(exc)) from None
     tiled = not all_outputs and has_tiled_variant(name)
-    meta = base_metadata(name, tiled)
+    window = choose_window(name, window, weights)
+    meta = base_metadata(name, tiled, window)
     if precision == "int8":  # read the calibration video early: a bad file fails before the slow work
         from stvsr.export.calibration import calibration_windows
 
         calibration = calibration_windows(calib, meta, windows=calib_windows)
-    choice = resolve_weights(name, weights, random_weights)
-    log(f"building {name} ({'random weights' if choice.random else choice.source})")
+    choice = resolve_weights(name, weights, random_weights, weights_file_for_window(name, window))
+    log(f"building {name} ({'random weights' if choice.random else choice.source}; windows of {window} frames)")
     module = graph_module(name, choice.state, tiled)
     meta.weights_source, meta.weights_sha256, meta.random_weights = choice.source, choice.sha256, choice.random
     meta.exporter, meta.precision, meta.plugins = f"stvsr {__version__}", precision, plugins
