@@ -179,8 +179,8 @@ def test_newcomer_facts_links_and_messages_match_the_readme():
     for name, (repo, weights) in OFFICIAL_SOURCES.items():
         row = next(ln for ln in intro.splitlines() if ln.startswith(f"| `{name}` |"))
         assert f"]({repo})" in row, row                                   # the authors' repository, linked
-        for url in re.findall(r"https://\S+", weights):
-            assert url.rstrip(")") in row, (url, row)                     # and the released-model link
+        for url in re.findall(r"https://[^\s,;)]+", weights):
+            assert url in row, (url, row)                     # and the released-model link
     two = readme.split("## Two commands", 1)[1].split("## Weights", 1)[0]
     for fact in (r"installation takes about [\d.]+ min", r"the rest \d+ s", r"tests take about \d+ min",
                  r"[\d.]+ GB after the\s+second"):  # install time, run time, test time, environment size

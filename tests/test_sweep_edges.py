@@ -452,7 +452,7 @@ def test_export_verification_fails_on_non_finite_output(tmp_path, monkeypatch):
     with pytest.raises(ValueError, match="ONNX Runtime returned 1 NaN/Inf values of 96"):
         run_ort(OneNaNSessionTestDouble(), inputs)
     monkeypatch.setattr(api, "graph_module", lambda name, state, tiled=False: NaNOutputTestNet())
-    monkeypatch.setattr(api, "resolve_weights", lambda name, weights, random: WeightsChoice(None, "test", "", True))
+    monkeypatch.setattr(api, "resolve_weights", lambda name, weights, random, file_name=None: WeightsChoice(None, "test", "", True))
     out = tmp_path / "zsm.onnx"
     code, lines = _export_cli("--model", "zsm", "--random-weights", "-o", out, "-q")
     assert code == 1, lines
