@@ -27,7 +27,8 @@ setup(
     license="MIT",
     python_requires=">=3.10",
     packages=find_packages(include=["stvsr", "stvsr.*"]),
-    package_data={"stvsr.engines": ["data/*.json"]},   # onnx-tensorrt's operator list (stvsr.engines.trt_compat)
+    # onnx-tensorrt's operator list (stvsr.engines.trt_compat); the INT8 saturation probe graph (stvsr.ort_session)
+    package_data={"stvsr.engines": ["data/*.json"], "stvsr": ["data/*.onnx"]},
     install_requires=[
         "torch==2.13.0",  # the CPU build; an unpinned torch pulls a multi-GB CUDA build
         "numpy",

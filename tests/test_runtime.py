@@ -17,7 +17,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from stvsr.export.metadata import ModelMetadata, MetadataError, read_onnx_metadata, write_onnx_metadata
+from stvsr.export.metadata import write_onnx_metadata
+from stvsr.metadata import MetadataError, ModelMetadata, read_onnx_metadata
 from stvsr.export.onnx_export import atomic_save
 from stvsr.runtime.backends import open_backend
 from stvsr.runtime.pipeline import RunOptions, upscale_video

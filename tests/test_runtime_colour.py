@@ -17,7 +17,7 @@ import av
 import numpy as np
 import pytest
 
-from stvsr.export.metadata import ModelMetadata
+from stvsr.metadata import ModelMetadata
 from stvsr.runtime.backends import open_backend
 from stvsr.runtime.pipeline import RunOptions, upscale_video
 from tests.test_runtime import FixedBlendNet, _export

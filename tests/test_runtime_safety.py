@@ -23,7 +23,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from stvsr.export.metadata import METADATA_KEY
+from stvsr.metadata import METADATA_KEY
 from stvsr.export.onnx_export import atomic_save
 from stvsr.runtime.backends import BackendError, open_backend
 from stvsr.runtime.backends.base import Backend

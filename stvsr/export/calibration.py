@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 
 from stvsr.export.graphs import example_inputs
-from stvsr.export.metadata import ModelMetadata
+from stvsr.metadata import ModelMetadata
 from stvsr.video import read_rgb_frames
 
 

@@ -7,7 +7,8 @@ from typing import Sequence
 
 import numpy as np
 
-from stvsr.export.metadata import ModelMetadata, read_onnx_metadata
+from stvsr.metadata import ModelMetadata, read_onnx_metadata
+from stvsr.ort_session import exact_int8
 from stvsr.runtime.backends.base import Backend, BackendError, check_graph_inputs, one_line
 
 
@@ -35,6 +36,8 @@ class OnnxRuntimeBackend(Backend):
         opts.enable_mem_pattern = False
         if threads:
             opts.intra_op_num_threads = threads
+        if self.metadata.precision == "int8":
+            exact_int8(opts)  # int8 products summed without saturation on CPUs without VNNI (stvsr.ort_session)
         try:
             self.session = ort.InferenceSession(path, opts, providers=providers)
         except Exception as exc:
