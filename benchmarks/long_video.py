@@ -123,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
     from stvsr.outfile import SafeOutput
     from stvsr.runtime.backends import open_backend
     from stvsr.runtime.driver import LongRunOptions, ModelSource, run_video
-    from stvsr.runtime.join import join_parts
+    from stvsr.runtime.media import join_parts
     from stvsr.runtime.pipeline import RunOptions, plan_video
     from stvsr.runtime.shots import detect_cuts
     from stvsr.runtime.workdir import default_work_dir

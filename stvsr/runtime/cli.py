@@ -34,7 +34,7 @@ class _RunCommand(cli_signals.SignalSafeCommand):
 
 def _check_input(path: str) -> None:
     """A missing or unreadable input is reported before the model loads (a cheap open, no decoding)."""
-    from stvsr.video import open_video
+    from stvsr.runtime.media import open_video
 
     container, _ = open_video(path)
     container.close()
@@ -175,7 +175,7 @@ def main(model, inputs, output, overwrite, factor, backend, providers, threads, 
         from stvsr.runtime.pipeline import RunOptions
         from stvsr.runtime.batch import BatchError, is_batch, plan_batch, run_batch
         from stvsr.runtime.shots import load_spec
-        from stvsr.runtime.video_io import check_encoder
+        from stvsr.runtime.media import check_encoder
 
         opts = RunOptions(factor=factor, tile=tile, tile_overlap=tile_overlap, codec=codec, crf=crf, preset=preset,
                           pix_fmt=pix_fmt, flow=flow, dense=dense_windows, max_frames=max_frames,

@@ -19,7 +19,7 @@ from typing import Callable
 from stvsr import cli_signals
 from stvsr.outfile import OutputError, SafeOutput, check_output
 from stvsr.runtime.backends.base import Backend
-from stvsr.runtime.join import join_parts, part_suffix
+from stvsr.runtime.media import join_parts, library_versions, part_suffix
 from stvsr.runtime.pipeline import RunOptions, RunReport, VideoJob, announce, plan_video, upscale_video
 from stvsr.runtime.segments import Segment
 from stvsr.runtime.workdir import PartOutput, WorkDir, claim, default_work_dir, file_sha256, fsync_file, input_identity
@@ -78,13 +78,10 @@ def run_key(job: VideoJob, model: ModelSource, backend: Backend, options: RunOpt
             segments: list[Segment], fmt: str) -> dict:
     """What the parts are computed from (``WorkDir``'s key): input, model, software, options with the
     part format ``fmt``, plan."""
-    import av
-
     from stvsr import __version__
 
     return {"input": input_identity(job.input_path), "model": file_sha256(model.path),
-            "backend": type(backend).__name__, "software": f"stvsr {__version__}, PyAV {av.__version__}, "
-            f"libavcodec {'.'.join(map(str, av.library_versions.get('libavcodec', ())))}",
+            "backend": type(backend).__name__, "software": f"stvsr {__version__}, {library_versions()}",
             "options": {**pixel_options(options, job, long), "part_format": fmt},
             "plan": [[s.out_start, s.out_end, s.first_frame, s.last_frame] for s in segments]}
 

@@ -26,15 +26,12 @@ import numpy as np
 
 from stvsr.outfile import SafeOutput
 from stvsr.runtime.backends.base import Backend, BackendError
-from stvsr.runtime.colour import FrameDecoder, OutputColour, plan_output
 from stvsr.runtime.flow import FlowProvider, flow_provider
-from stvsr.runtime.frame_range import iter_frame_range
+from stvsr.runtime.media import (FrameDecoder, MediaInfo, OutputColour, VideoWriter, iter_frame_range, output_timestamps,
+                                 plan_output, plan_streams, probe, video_end)
 from stvsr.runtime.memory import auto_tile, runs_on_host
 from stvsr.runtime.memory_cache import probe_key
-from stvsr.runtime.passthrough import plan_streams, video_end
-from stvsr.runtime.stream_meta import output_timestamps
 from stvsr.runtime.tiling import pad_frames, run_tiled
-from stvsr.runtime.video_io import VideoInfo, VideoWriter, probe
 from stvsr.runtime.segments import Segment, split
 from stvsr.runtime.shots import resolve_cuts
 from stvsr.runtime.windows import Window, plan
@@ -55,7 +52,7 @@ class RunOptions:
     codec: str = "libx264"
     crf: int | None = 18
     preset: str | None = "medium"
-    pix_fmt: str = "auto"           # auto: the input's chroma layout and bit depth (stvsr.runtime.colour)
+    pix_fmt: str = "auto"           # auto: the input's chroma layout and bit depth (stvsr.runtime.media.colour)
     flow: str = "farneback"
     dense: bool = False
     max_frames: int | None = None
@@ -83,7 +80,7 @@ class RunReport:
 class VideoJob:
     """A whole video planned once (by the driver): what any segment run needs besides the backend."""
     input_path: str
-    info: VideoInfo
+    info: MediaInfo
     frames: int                     # input frames used (``--frames`` applied)
     windows: list[Window]
     times: list[float]
@@ -115,7 +112,7 @@ def plan_video(backend: Backend, input_path: str, opts: RunOptions,
     """Probe ``input_path`` and plan every window of the run (from the model's metadata and the
     scene cuts of ``opts.scene_cuts``)."""
     meta = backend.metadata
-    info: VideoInfo = probe(input_path)
+    info: MediaInfo = probe(input_path)
     n = min(info.frames, opts.max_frames) if opts.max_frames else info.frames
     cuts = resolve_cuts(opts.scene_cuts, input_path, n, info.frames, status)
     windows, times, factor = plan(meta, n, opts.factor, opts.dense, getattr(backend, "max_factor", None), cuts)
@@ -135,7 +132,7 @@ def part_timestamps(job: VideoJob, seg: Segment, segment: Segment | None) -> tup
     return job.timestamps[0], job.timestamps[1][seg.out_start:seg.out_end]
 
 
-def _timestamps(info: VideoInfo, n: int, factor: int) -> tuple[Fraction, list[int]] | None:
+def _timestamps(info: MediaInfo, n: int, factor: int) -> tuple[Fraction, list[int]] | None:
     """Output times from the input's real presentation times (None: unknown, use a constant rate)."""
     if not info.pts or not info.time_base or len(info.pts) < n:
         return None
@@ -178,7 +175,7 @@ def _join_quietly(thread: threading.Thread, limit: float = 60.0) -> None:
 
 
 def _reader(path: str, limit: int, multiple: int, out: queue.Queue, stop: threading.Event, first: int = 0,
-            info: VideoInfo | None = None) -> None:
+            info: MediaInfo | None = None) -> None:
     try:  # frames first .. first+limit-1; the decoder is opened and closed in this thread
         # float32 RGB [3, H, W] in [0, 1], converted with the input's own matrix, range and depth
         decode = FrameDecoder(info.picture if info is not None else None)
@@ -414,7 +411,7 @@ class _WindowRunner:
 
 
 def _output_picture(job: VideoJob, opts: RunOptions, first: bool, say: Callable[[str], None]) -> OutputColour:
-    """The output's colour plan (``stvsr.runtime.colour.plan_output``); its note is said by the run
+    """The output's colour plan (``stvsr.runtime.media.colour.plan_output``); its note is said by the run
     that writes the first frames."""
     info = job.info
     picture = plan_output(info.picture, opts.codec, opts.pix_fmt, info.width, info.height)

@@ -43,7 +43,7 @@ def load_spec(spec: str, video: str | os.PathLike | None = None) -> str | list[i
         return spec
     frames = None
     if video is not None:
-        from stvsr.runtime.video_io import probe
+        from stvsr.runtime.media import probe
 
         frames = probe(os.fspath(video)).frames
     return read_cut_file(spec, frames, video)
@@ -224,7 +224,7 @@ def detect_cuts(path: str | os.PathLike, n_frames: int | None = None) -> list[in
     except ImportError as exc:
         raise CutsError(f"--scene-cuts auto needs PySceneDetect (pip install scenedetect-headless): {exc}; "
                         "or give --scene-cuts off or a file") from None
-    from stvsr.video import open_video
+    from stvsr.runtime.media import open_video
 
     container, stream = open_video(path)
     detector = AdaptiveDetector()

@@ -30,27 +30,11 @@ from fractions import Fraction
 
 import av
 
-# Muxers for which FFmpeg cannot say whether they hold a codec (no codec tag table): the codecs their
-# demuxer recognises again. Anything else is written as private data, which is read back as a data stream.
-KNOWN_CODECS = {"mpegts": frozenset({
-    "mpeg1video", "mpeg2video", "mpeg4", "h264", "hevc", "vvc", "cavs", "dirac", "vc1", "av1",
-    "mp1", "mp2", "mp3", "aac", "aac_latm", "ac3", "eac3", "dts", "truehd", "opus", "s302m",
-    "dvb_subtitle", "dvb_teletext", "arib_caption"})}
-FORMAT_NAMES = {"mp4": "an MP4", "mov": "a MOV", "matroska": "a Matroska", "webm": "a WebM", "mpegts": "an MPEG-TS",
-                "avi": "an AVI"}
+from stvsr.runtime.media.container import FORMAT_NAMES, container_format, format_name, refuses
+
 TEXT_SUBTITLES = ("mov_text", "ass", "subrip", "webvtt")   # encoders a text subtitle can be converted to
 _STALE_TAGS = ("duration", "number_of_frames", "number_of_bytes", "bps", "_statistics_", "encoder",
                "major_brand", "minor_version", "compatible_brands")  # describe the source file, not the copy
-
-
-def format_name(out_container) -> str:
-    return out_container.format.name.split(",")[0]
-
-
-def refuses(muxer: str, codec: str) -> bool:
-    """True when muxer ``muxer`` would write ``codec`` in a form its own demuxer does not read back."""
-    known = KNOWN_CODECS.get(muxer)
-    return known is not None and codec not in known
 
 
 def _kept_tags(metadata: dict) -> dict[str, str]:
@@ -124,8 +108,6 @@ def _describe(s) -> str:
 def plan_streams(source_path: str, output_name: str) -> StreamPlan:
     """The audio, subtitle and attachment streams of ``source_path`` an output named
     ``output_name`` keeps, converts or leaves out (said in ``notes``), and its container tags."""
-    from stvsr.runtime.join import container_format
-
     try:
         probe = av.open(str(output_name), "w", format=container_format(str(output_name)))  # no file is created
     except Exception:
@@ -291,7 +273,7 @@ class Passthrough:
 
 def video_end(info, frames: int, fps_out: Fraction, limited: bool = False) -> Fraction | None:
     """Source time (s) where the output video of the first ``frames`` frames of ``info`` (a
-    ``VideoInfo``) ends: its last frame's time plus one output frame. None when all frames are
+    ``MediaInfo``) ends: its last frame's time plus one output frame. None when all frames are
     used and no frame limit was asked for (``limited``: ``--frames``; then the copied streams run
     to their own end, as in the input)."""
     if frames >= info.frames and not limited:
