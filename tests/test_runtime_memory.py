@@ -15,7 +15,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from stvsr.runtime import memory
+from stvsr.runtime.planning import memory
 from stvsr.runtime.backends import open_backend
 from stvsr.runtime.pipeline import RunOptions, upscale_video
 from tests.test_runtime import _export, times_meta

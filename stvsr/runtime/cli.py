@@ -32,19 +32,19 @@ class _RunCommand(cli_signals.SignalSafeCommand):
     prog, nothing_written = "stvsr-run", "no output written"
 
 
-def _check_input(path: str) -> None:
-    """A missing or unreadable input is reported before the model loads (a cheap open, no decoding)."""
-    from stvsr.runtime.media import open_video
+def _check_input(path: str):
+    """The input described (``media.probe``: one open, a demux scan), so that a missing, unreadable or
+    frameless input is reported before the model loads; its ``MediaInfo``."""
+    from stvsr.runtime.media import probe
 
-    container, _ = open_video(path)
-    container.close()
+    return probe(path)
 
 
 def _check_model(model: str, backend: str, factor: int | None) -> None:
     """Options the model's metadata alone refuses (``--factor``), before the model loads: the metadata
     is read without a runtime (stvsr.runtime.backends.peek_model); where it cannot be, the load says why."""
     from stvsr.runtime.backends import peek_model
-    from stvsr.runtime.windows import check_factor
+    from stvsr.runtime.planning.windows import check_factor
 
     peeked = peek_model(model, backend)
     if peeked is not None:
@@ -52,7 +52,7 @@ def _check_model(model: str, backend: str, factor: int | None) -> None:
 
 
 def _memory(value: str) -> int | None:
-    from stvsr.runtime.memory import MemoryBudgetError, parse_size
+    from stvsr.runtime.planning.memory import MemoryBudgetError, parse_size
 
     try:
         return parse_size(value)
@@ -174,7 +174,7 @@ def main(model, inputs, output, overwrite, factor, backend, providers, threads, 
         from stvsr.runtime.driver import LongRunOptions, ModelSource, check_long_options, run_video
         from stvsr.runtime.pipeline import RunOptions
         from stvsr.runtime.batch import BatchError, is_batch, plan_batch, run_batch
-        from stvsr.runtime.shots import load_spec
+        from stvsr.runtime.planning.shots import load_spec
         from stvsr.runtime.media import check_encoder
 
         opts = RunOptions(factor=factor, tile=tile, tile_overlap=tile_overlap, codec=codec, crf=crf, preset=preset,
@@ -209,7 +209,7 @@ def main(model, inputs, output, overwrite, factor, backend, providers, threads, 
             check_encoder(codec, pix_fmt, preset)
             _check_model(model, backend, factor)
             if cut_file:
-                opts = dataclasses.replace(opts, scene_cuts=load_spec(scene_cuts, items[0].input))
+                opts = dataclasses.replace(opts, scene_cuts=load_spec(scene_cuts, _check_input(items[0].input)))
             status(f"loading model {model}")
             with open_backend(model, backend, [p for p in providers.split(",") if p], threads) as runner:
                 def process(item) -> None:
@@ -234,9 +234,9 @@ def main(model, inputs, output, overwrite, factor, backend, providers, threads, 
         guard.watch(out.path)
         check_encoder(codec, pix_fmt, preset)                # so are unknown encoder settings
         _check_model(model, backend, factor)                 # a --factor the model cannot make
-        _check_input(input)                                  # a missing or unreadable input
+        info = _check_input(input)                           # a missing or unreadable input
         if cut_file:                                         # and a cut file (a cut past the end too)
-            opts = dataclasses.replace(opts, scene_cuts=load_spec(scene_cuts, input))
+            opts = dataclasses.replace(opts, scene_cuts=load_spec(scene_cuts, info))
         status(f"loading model {model}")
         with open_backend(model, backend, [p for p in providers.split(",") if p], threads) as runner:
             run_one(runner, input, out)

@@ -33,8 +33,9 @@ from typing import Callable, Iterator
 
 from stvsr import cli_signals
 from stvsr.outfile import deferred_signals
-from stvsr.runtime.pipeline import RunOptions, VideoJob
-from stvsr.runtime.segments import Segment
+from stvsr.runtime.pipeline import RunOptions
+from stvsr.runtime.planning.job import VideoJob
+from stvsr.runtime.planning.segments import Segment
 from stvsr.runtime.workdir import input_identity, resolved
 
 MAX_RETRIES = 1          # a part is tried at most twice when its worker dies

@@ -19,9 +19,10 @@ from typing import Callable
 from stvsr import cli_signals
 from stvsr.outfile import OutputError, SafeOutput, check_output
 from stvsr.runtime.backends.base import Backend
-from stvsr.runtime.media import join_parts, library_versions, part_suffix
-from stvsr.runtime.pipeline import RunOptions, RunReport, VideoJob, announce, plan_video, upscale_video
-from stvsr.runtime.segments import Segment
+from stvsr.runtime.media import join_parts, library_versions, part_suffix, probe
+from stvsr.runtime.pipeline import RunOptions, RunReport, announce, plan_video, upscale_video
+from stvsr.runtime.planning.job import VideoJob
+from stvsr.runtime.planning.segments import Segment
 from stvsr.runtime.workdir import PartOutput, WorkDir, claim, default_work_dir, file_sha256, fsync_file, input_identity
 
 DEFAULT_SEGMENT_FRAMES = 1000
@@ -160,7 +161,7 @@ def run_video(backend: Backend, model: ModelSource, input_path: str, out: SafeOu
     """Run ``input_path`` into ``out``: one pass when it is one segment and nothing asks for parts."""
     say = status or (lambda message: None)
     check_long_options(long)
-    job = plan_video(backend, input_path, options, status)
+    job = plan_video(backend, probe(input_path), options, status)
     segments = job.segments(long.segment_frames)
     if len(segments) <= 1 and not long.distributed and long.work_dir is None and not long.keep_parts:
         return upscale_video(backend, input_path, out, options, progress_factory, status=status, job=job)

@@ -18,7 +18,7 @@ import threading
 import time
 from contextlib import closing
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from fractions import Fraction
 from typing import Callable, Sequence
 
@@ -27,14 +27,14 @@ import numpy as np
 from stvsr.outfile import SafeOutput
 from stvsr.runtime.backends.base import Backend, BackendError
 from stvsr.runtime.flow import FlowProvider, flow_provider
-from stvsr.runtime.media import (FrameDecoder, MediaInfo, OutputColour, VideoWriter, iter_frame_range, output_timestamps,
-                                 plan_output, plan_streams, probe, video_end)
-from stvsr.runtime.memory import auto_tile, runs_on_host
-from stvsr.runtime.memory_cache import probe_key
-from stvsr.runtime.tiling import pad_frames, run_tiled
-from stvsr.runtime.segments import Segment, split
-from stvsr.runtime.shots import resolve_cuts
-from stvsr.runtime.windows import Window, plan
+from stvsr.runtime.media import FrameDecoder, MediaInfo, OutputColour, VideoWriter, iter_frames, plan_output, plan_streams, probe
+from stvsr.runtime.planning.job import VideoJob, part_timestamps, plan_job, used_frames
+from stvsr.runtime.planning.memory import auto_tile, runs_on_host
+from stvsr.runtime.planning.memory_cache import probe_key
+from stvsr.runtime.planning.segments import Segment
+from stvsr.runtime.planning.shots import resolve_cuts
+from stvsr.runtime.planning.tiling import pad_frames, run_tiled
+from stvsr.runtime.planning.windows import Window
 
 _DONE = object()
 
@@ -58,7 +58,7 @@ class RunOptions:
     max_frames: int | None = None
     copy_streams: bool = True
     max_memory: int | None = None   # bytes of peak resident memory; without --tile, the tile comes from it
-    scene_cuts: str | Sequence[int] = "off"  # "off", "auto", a cut file or cut frames (stvsr.runtime.shots)
+    scene_cuts: str | Sequence[int] = "off"  # "off", "auto", a cut file or cut frames (stvsr.runtime.planning.shots)
 
 
 @dataclass
@@ -76,67 +76,13 @@ class RunReport:
     cuts: int = 0                   # scene cuts the plan honoured
 
 
-@dataclass
-class VideoJob:
-    """A whole video planned once (by the driver): what any segment run needs besides the backend."""
-    input_path: str
-    info: MediaInfo
-    frames: int                     # input frames used (``--frames`` applied)
-    windows: list[Window]
-    times: list[float]
-    factor: int
-    outputs: int                    # model outputs per window
-    total: int                      # output frames of the whole video
-    out_size: tuple[int, int]       # (height, width)
-    fps_out: Fraction
-    timestamps: tuple[Fraction, list[int]] | None
-    cuts: list[int] = field(default_factory=list)  # first frame of each shot after the first
-    limited: bool = False           # --frames given: copied audio/subtitles end with the video in every case
-
-    @property
-    def time_base(self) -> Fraction:
-        """The encoder's time base: the real timestamps', or one output frame at a constant rate."""
-        return self.timestamps[0] if self.timestamps is not None else 1 / self.fps_out
-
-    def segments(self, segment_frames: int | None) -> list[Segment]:
-        return split(self.windows, self.total, segment_frames, self.cuts)
-
-    def passthrough_span(self) -> tuple[Fraction, Fraction | None]:
-        """The source span (seconds) whose audio and subtitles go with the output, a one-pass file
-        or the join of its parts alike: from the first frame's time to the end of the used frames."""
-        return self.info.start, video_end(self.info, self.frames, self.fps_out, self.limited)
-
-
-def plan_video(backend: Backend, input_path: str, opts: RunOptions,
+def plan_video(backend: Backend, info: MediaInfo, opts: RunOptions,
                status: Callable[[str], None] | None = None) -> VideoJob:
-    """Probe ``input_path`` and plan every window of the run (from the model's metadata and the
-    scene cuts of ``opts.scene_cuts``)."""
-    meta = backend.metadata
-    info: MediaInfo = probe(input_path)
-    n = min(info.frames, opts.max_frames) if opts.max_frames else info.frames
-    cuts = resolve_cuts(opts.scene_cuts, input_path, n, info.frames, status)
-    windows, times, factor = plan(meta, n, opts.factor, opts.dense, getattr(backend, "max_factor", None), cuts)
-    outputs = meta.output_count(len(times or [0.5]))
-    return VideoJob(input_path, info, n, windows, times, factor, outputs, n + (n - 1) * factor,
-                    (info.height * meta.scale, info.width * meta.scale), info.fps * (factor + 1),
-                    _timestamps(info, n, factor), cuts, opts.max_frames is not None)
-
-
-def part_timestamps(job: VideoJob, seg: Segment, segment: Segment | None) -> tuple[Fraction, list[int]] | None:
-    """The encoder's timestamps: the whole run's, or a segment's slice of them (constant rate: frame
-    indices in ``1/fps_out``, which is what the encoder uses when it is given no timestamps)."""
-    if segment is None:
-        return job.timestamps
-    if job.timestamps is None:
-        return job.time_base, list(range(seg.out_start, seg.out_end))
-    return job.timestamps[0], job.timestamps[1][seg.out_start:seg.out_end]
-
-
-def _timestamps(info: MediaInfo, n: int, factor: int) -> tuple[Fraction, list[int]] | None:
-    """Output times from the input's real presentation times (None: unknown, use a constant rate)."""
-    if not info.pts or not info.time_base or len(info.pts) < n:
-        return None
-    return info.time_base / (factor + 1), output_timestamps(info.pts[:n], factor)
+    """Plan every window of the run over the probed input ``info`` (from the model's metadata and the
+    scene cuts of ``opts.scene_cuts``: detected here for ``auto``)."""
+    cuts = resolve_cuts(opts.scene_cuts, info, used_frames(info, opts.max_frames), status)
+    return plan_job(info, backend.metadata, opts.factor, opts.dense, opts.max_frames,
+                    getattr(backend, "max_factor", None), cuts)
 
 
 def _put(q: queue.Queue, item, stop: threading.Event) -> bool:
@@ -179,7 +125,7 @@ def _reader(path: str, limit: int, multiple: int, out: queue.Queue, stop: thread
     try:  # frames first .. first+limit-1; the decoder is opened and closed in this thread
         # float32 RGB [3, H, W] in [0, 1], converted with the input's own matrix, range and depth
         decode = FrameDecoder(info.picture if info is not None else None)
-        with closing(iter_frame_range(path, first, limit, info, decode)) as frames:
+        with closing(iter_frames(path, first, limit, info, decode)) as frames:
             for rgb in frames:
                 if stop.is_set():
                     return
@@ -437,7 +383,7 @@ def upscale_video(backend: Backend, input_path: str, output_path: str | SafeOutp
     meta = backend.metadata
     say = status or (lambda message: None)
     out = output_path if isinstance(output_path, SafeOutput) else SafeOutput(output_path, [input_path])
-    job = job or plan_video(backend, input_path, opts, say)
+    job = job or plan_video(backend, probe(input_path), opts, say)
     info, factor, out_size = job.info, job.factor, job.out_size
     seg = segment or Segment(0, job.windows, 0, job.total, 0, job.frames - 1)
     flows = flows or (flow_provider(opts.flow) if meta.flow_inputs else None)

@@ -20,7 +20,7 @@ class OnnxRuntimeBackend(Backend):
                  metadata: ModelMetadata | None = None):
         import onnxruntime as ort
 
-        self.path = str(path)  # names the model in the --max-memory probe cache (stvsr.runtime.memory_cache)
+        self.path = str(path)  # names the model in the --max-memory probe cache (stvsr.runtime.planning.memory_cache)
         self.metadata = metadata or read_onnx_metadata(path)
         available = ort.get_available_providers()
         providers = list(providers or ["CPUExecutionProvider"])
@@ -32,7 +32,7 @@ class OnnxRuntimeBackend(Backend):
         opts.log_severity_level = 3
         # No memory pattern: with it the second run of a shape adds one block as large as the
         # first run's arena (stvun, 3 times: 40 -> 90 KiB per LR pixel), so a video's steady state
-        # is twice what one run needs and is not predictable from small crops (stvsr.runtime.memory).
+        # is twice what one run needs and is not predictable from small crops (stvsr.runtime.planning.memory).
         opts.enable_mem_pattern = False
         if threads:
             opts.intra_op_num_threads = threads

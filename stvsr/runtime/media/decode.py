@@ -1,5 +1,6 @@
-"""Decoding: the frames of an input as stored (``iter_frames``), a range of them converted for the
-networks (``iter_frame_range``), and uint8 RGB for calibration and benchmarks (``read_rgb_frames``).
+"""Decoding: the one frame iterator (``iter_frames``: a range of an input's frames, as stored or
+converted on the way, for the reader of a run, a segment and the cut detector), and uint8 RGB for
+calibration and benchmarks (``read_rgb_frames``).
 
 A range seeks to the keyframe before its first frame, checks every frame's presentation time
 against the probed index, and falls back to decoding from the start when the container cannot seek
@@ -16,12 +17,49 @@ from stvsr.runtime.media.container import VideoError, open_video
 from stvsr.runtime.media.probe import MediaInfo
 
 
-def iter_frames(path: str | os.PathLike, max_frames: int | None = None) -> Iterator:
-    """Decoded PyAV frames, as stored (any pixel format, colour tags and side data); corrupt data
-    or a size change raises ``VideoError`` naming the frame index."""
+def iter_frames(path: str | os.PathLike, first: int = 0, count: int | None = None, info: MediaInfo | None = None,
+                convert: Callable | None = None, threads: str | None = None) -> Iterator:
+    """The one frame iterator: frames ``first .. first+count-1`` of ``path`` (``count`` None: to the end),
+    each converted by ``convert`` (None: the PyAV frame as stored, any pixel format, colour tags and side
+    data; the pipeline passes ``colour.FrameDecoder``, the cut detector ``thumbnails``). A range that
+    does not start at 0 seeks when ``info`` has the frames' presentation times, else it is decoded from
+    the start. ``threads``: the decoder's thread type (PyAV's ``"AUTO"``, ``"FRAME"`` or ``"SLICE"``;
+    None: PyAV's default)."""
+    path = os.fspath(path)
+    convert = convert or _as_stored
+    if first == 0 or info is None or not info.pts or count is None or len(info.pts) < first + count:
+        yield from _from_start(path, first, count, convert, threads)
+        return
+    done = 0
+    try:
+        for item in _seeking(path, first, count, info, convert, threads):
+            yield item
+            done += 1
+    except _NoExactSeek:
+        yield from _from_start(path, first + done, count - done, convert, threads)
+
+
+def _as_stored(frame):
+    return frame
+
+
+def _from_start(path: str, first: int, count: int | None, convert: Callable, threads: str | None) -> Iterator:
+    frames = _decoded(path, None if count is None else first + count, threads)
+    try:
+        for k, frame in enumerate(frames):
+            if k >= first:
+                yield convert(frame)
+    finally:
+        frames.close()
+
+
+def _decoded(path: str, max_frames: int | None, threads: str | None) -> Iterator:
+    """The first ``max_frames`` decoded frames (None: all), as stored."""
     import av
 
     container, stream = open_video(path)
+    if threads:
+        stream.thread_type = threads
     size = (stream.codec_context.width, stream.codec_context.height)
     index = 0
     try:
@@ -48,30 +86,18 @@ def iter_frames(path: str | os.PathLike, max_frames: int | None = None) -> Itera
         container.close()
 
 
-def _to_rgb(frame) -> np.ndarray:
-    return frame.to_ndarray(format="rgb24")
-
-
-def _sequential(path: str, first: int, count: int, to_rgb: Callable = _to_rgb) -> Iterator[np.ndarray]:
-    frames = iter_frames(path, first + count)
-    try:
-        for k, frame in enumerate(frames):
-            if k >= first:
-                yield to_rgb(frame)
-    finally:
-        frames.close()
-
-
 class _NoExactSeek(Exception):
     pass
 
 
-def _seeking(path: str, first: int, count: int, info: MediaInfo, to_rgb: Callable) -> Iterator[np.ndarray]:
+def _seeking(path: str, first: int, count: int, info: MediaInfo, convert: Callable, threads: str | None) -> Iterator:
     """Frames ``first .. first+count-1`` after a seek; raises ``_NoExactSeek`` before yielding a
     frame whose time is not the expected one."""
     import av
 
     container, stream = open_video(path)
+    if threads:
+        stream.thread_type = threads
     size = (stream.codec_context.width, stream.codec_context.height)
     try:
         base = None
@@ -92,7 +118,7 @@ def _seeking(path: str, first: int, count: int, info: MediaInfo, to_rgb: Callabl
                 raise _NoExactSeek
             if (frame.width, frame.height) != size:
                 raise VideoError(f"{path}: frame {first + k} changes size to {frame.width}x{frame.height}")
-            yield to_rgb(frame)
+            yield convert(frame)
             k += 1
             if k == len(want):
                 return
@@ -103,33 +129,27 @@ def _seeking(path: str, first: int, count: int, info: MediaInfo, to_rgb: Callabl
         container.close()
 
 
-def iter_frame_range(path: str | os.PathLike, first: int, count: int, info: MediaInfo | None = None,
-                     to_rgb: Callable = _to_rgb) -> Iterator[np.ndarray]:
-    """Input frames ``first .. first+count-1``, each converted by ``to_rgb`` (default: uint8 RGB
-    ``[H, W, 3]``; the pipeline passes ``colour.FrameDecoder``); seeks when ``info``
-    has the frames' presentation times, else decodes from the start."""
-    path = os.fspath(path)
-    if first == 0 or info is None or not info.pts or len(info.pts) < first + count:
-        yield from _sequential(path, first, count, to_rgb)
-        return
-    done = 0
-    try:
-        for rgb in _seeking(path, first, count, info, to_rgb):
-            yield rgb
-            done += 1
-    except _NoExactSeek:
-        yield from _sequential(path, first + done, count - done, to_rgb)
+def thumbnails(width: int, height: int, target: int) -> Callable:
+    """A ``convert`` for ``iter_frames``: a ``width`` x ``height`` frame scaled by the decoder's own scaler
+    by a whole factor to about ``target`` pixels wide, as uint8 BGR ``[h, w, 3]`` (what PySceneDetect takes)."""
+    import av
+
+    shrink = max(1, width // target)
+    size = {"width": max(1, width // shrink), "height": max(1, height // shrink)}
+
+    def convert(frame):
+        try:
+            return frame.to_ndarray(format="bgr24", **size)
+        except av.error.FFmpegError as exc:
+            raise VideoError(f"cannot scale a frame ({exc.strerror or exc})") from None
+
+    return convert
 
 
 def iter_rgb_frames(path: str | os.PathLike, max_frames: int | None = None) -> Iterator[np.ndarray]:
     """Decoded frames as uint8 RGB arrays ``[H, W, 3]`` (FFmpeg's default conversion); corrupt data
     or a size change raises ``VideoError`` naming the frame index."""
-    frames = iter_frames(path, max_frames)
-    try:
-        for frame in frames:
-            yield frame.to_ndarray(format="rgb24")
-    finally:
-        frames.close()
+    return iter_frames(path, 0, max_frames, convert=lambda frame: frame.to_ndarray(format="rgb24"))
 
 
 def read_rgb_frames(path: str | os.PathLike, max_frames: int | None = None) -> np.ndarray:

@@ -269,18 +269,3 @@ class Passthrough:
         src, self.src = getattr(self, "src", None), None
         if src is not None:
             src.close()
-
-
-def video_end(info, frames: int, fps_out: Fraction, limited: bool = False) -> Fraction | None:
-    """Source time (s) where the output video of the first ``frames`` frames of ``info`` (a
-    ``MediaInfo``) ends: its last frame's time plus one output frame. None when all frames are
-    used and no frame limit was asked for (``limited``: ``--frames``; then the copied streams run
-    to their own end, as in the input)."""
-    if frames >= info.frames and not limited:
-        return None
-    frames = min(frames, info.frames)
-    if info.pts and info.time_base and len(info.pts) >= frames:
-        last = Fraction(info.pts[frames - 1]) * info.time_base
-    else:
-        last = Fraction(frames - 1) / info.fps
-    return info.start + last + 1 / Fraction(fps_out)
