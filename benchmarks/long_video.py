@@ -125,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
     from stvsr.runtime.driver import LongRunOptions, ModelSource, run_video
     from stvsr.runtime.media import join_parts
     from stvsr.runtime.media import probe
-    from stvsr.runtime.pipeline import RunOptions, plan_video
+    from stvsr.runtime.onepass import RunOptions, plan_video
     from stvsr.runtime.planning.shots import detect_cuts
     from stvsr.runtime.workdir import default_work_dir
 
@@ -228,7 +228,7 @@ def main(argv: list[str] | None = None) -> int:
         assert same_frames(str(full_out), str(out)), "the resumed output differs from the full run"
     t_full, t_rerun = float(np.median(fulls)), float(np.median(reruns))
     t_start, _ = timed(subprocess.run, [sys.executable, "-c", "import onnxruntime, stvsr.runtime.cli, "
-                                        "stvsr.runtime.driver, stvsr.runtime.pipeline"], check=True)
+                                        "stvsr.runtime.driver, stvsr.runtime.onepass"], check=True)
     res["cli_imports_s"] = round(t_start, 2)   # part of every CLI run (full and rerun alike)
     res["cli_full_run_s"] = round(t_full, 2)
     res["cli_full_run_cpu_s"] = round(float(np.median(cpu_full)), 2)   # user + sys: what the load does not change

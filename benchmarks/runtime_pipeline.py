@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     from stvsr.runtime.planning.memory import parse_size
     from stvsr.runtime.backends import open_backend
-    from stvsr.runtime.pipeline import RunOptions, upscale_video
+    from stvsr.runtime.onepass import RunOptions, upscale_video
     from stvsr.runtime.planning.tiling import pad_frames
     from stvsr.runtime.planning.windows import plan
     from stvsr.runtime.media import read_rgb_frames

@@ -21,7 +21,7 @@ from stvsr.export.metadata import write_onnx_metadata
 from stvsr.metadata import MetadataError, ModelMetadata, read_onnx_metadata
 from stvsr.export.onnx_export import atomic_save
 from stvsr.runtime.backends import open_backend
-from stvsr.runtime.pipeline import RunOptions, upscale_video
+from stvsr.runtime.onepass import RunOptions, upscale_video
 from stvsr.runtime.planning.tiling import run_tiled
 from stvsr.runtime.planning.windows import PlanError, plan
 from stvsr.export.graphs import base_metadata

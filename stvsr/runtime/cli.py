@@ -172,7 +172,7 @@ def main(model, inputs, output, overwrite, factor, backend, providers, threads, 
         from stvsr.outfile import SafeOutput
         from stvsr.runtime.backends import open_backend
         from stvsr.runtime.driver import LongRunOptions, ModelSource, check_long_options, run_video
-        from stvsr.runtime.pipeline import RunOptions
+        from stvsr.runtime.onepass import RunOptions
         from stvsr.runtime.batch import BatchError, is_batch, plan_batch, run_batch
         from stvsr.runtime.planning.shots import load_spec
         from stvsr.runtime.media import check_encoder

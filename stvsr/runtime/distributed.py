@@ -33,7 +33,7 @@ from typing import Callable, Iterator
 
 from stvsr import cli_signals
 from stvsr.outfile import deferred_signals
-from stvsr.runtime.pipeline import RunOptions
+from stvsr.runtime.onepass import RunOptions
 from stvsr.runtime.planning.job import VideoJob
 from stvsr.runtime.planning.segments import Segment
 from stvsr.runtime.workdir import input_identity, resolved

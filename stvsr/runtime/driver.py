@@ -20,7 +20,7 @@ from stvsr import cli_signals
 from stvsr.outfile import OutputError, SafeOutput, check_output
 from stvsr.runtime.backends.base import Backend
 from stvsr.runtime.media import join_parts, library_versions, part_suffix, probe
-from stvsr.runtime.pipeline import RunOptions, RunReport, announce, plan_video, upscale_video
+from stvsr.runtime.onepass import RunOptions, RunReport, announce, plan_video, upscale_video
 from stvsr.runtime.planning.job import VideoJob
 from stvsr.runtime.planning.segments import Segment
 from stvsr.runtime.workdir import PartOutput, WorkDir, claim, default_work_dir, file_sha256, fsync_file, input_identity
