@@ -122,12 +122,12 @@ def main(argv: list[str] | None = None) -> int:
 
     from stvsr.outfile import SafeOutput
     from stvsr.runtime.backends import open_backend
-    from stvsr.runtime.driver import LongRunOptions, ModelSource, run_video
+    from stvsr.runtime.jobs import LongRunOptions, ModelSource, run_video
     from stvsr.runtime.media import join_parts
     from stvsr.runtime.media import probe
     from stvsr.runtime.onepass import RunOptions, plan_video
     from stvsr.runtime.planning.shots import detect_cuts
-    from stvsr.runtime.workdir import default_work_dir
+    from stvsr.runtime.jobs.workdir import default_work_dir
 
     tmp = Path(tempfile.mkdtemp(prefix="stvsr-long-"))
     model = args.model or busy_model(tmp / "busy.onnx", args.work)
@@ -228,7 +228,7 @@ def main(argv: list[str] | None = None) -> int:
         assert same_frames(str(full_out), str(out)), "the resumed output differs from the full run"
     t_full, t_rerun = float(np.median(fulls)), float(np.median(reruns))
     t_start, _ = timed(subprocess.run, [sys.executable, "-c", "import onnxruntime, stvsr.runtime.cli, "
-                                        "stvsr.runtime.driver, stvsr.runtime.onepass"], check=True)
+                                        "stvsr.runtime.jobs.driver, stvsr.runtime.onepass"], check=True)
     res["cli_imports_s"] = round(t_start, 2)   # part of every CLI run (full and rerun alike)
     res["cli_full_run_s"] = round(t_full, 2)
     res["cli_full_run_cpu_s"] = round(float(np.median(cpu_full)), 2)   # user + sys: what the load does not change

@@ -26,7 +26,7 @@ import torch
 
 from stvsr.outfile import SafeOutput
 from stvsr.runtime.backends import open_backend
-from stvsr.runtime.driver import LongRunOptions, ModelSource, run_video
+from stvsr.runtime.jobs import LongRunOptions, ModelSource, run_video
 from stvsr.runtime.onepass import RunOptions
 from stvsr.runtime.planning.segments import split
 from stvsr.runtime.planning.windows import plan
@@ -391,7 +391,7 @@ def test_worker_that_cannot_open_the_model_names_node_and_path(times_model, clip
     """What a Ray task raises on a node that does not see the model (run here, without Ray)."""
     import socket
 
-    from stvsr.runtime.distributed import WorkerError, segment_task
+    from stvsr.runtime.jobs.distributed import WorkerError, segment_task
     from stvsr.runtime.media import probe
     from stvsr.runtime.onepass import plan_video
 
@@ -432,7 +432,7 @@ def _run_cli(*args) -> tuple[int, list[str]]:
 def test_stopped_segmented_run_says_which_parts_are_kept_for_a_resume(stop, code, words, times_model, clip,
                                                                       tmp_path, monkeypatch):
     from stvsr.cli_signals import Interrupted
-    from stvsr.runtime import driver
+    from stvsr.runtime.jobs import driver
 
     real = driver.run_part
 

@@ -171,9 +171,9 @@ def main(model, inputs, output, overwrite, factor, backend, providers, threads, 
     try:  # everything from here on, imports included, ends in one line and a documented exit code
         from stvsr.outfile import SafeOutput
         from stvsr.runtime.backends import open_backend
-        from stvsr.runtime.driver import LongRunOptions, ModelSource, check_long_options, run_video
+        from stvsr.runtime.jobs import LongRunOptions, ModelSource, check_long_options, run_video
         from stvsr.runtime.onepass import RunOptions
-        from stvsr.runtime.batch import BatchError, is_batch, plan_batch, run_batch
+        from stvsr.runtime.jobs.batch import BatchError, is_batch, plan_batch, run_batch
         from stvsr.runtime.planning.shots import load_spec
         from stvsr.runtime.media import check_encoder
 
@@ -245,7 +245,7 @@ def main(model, inputs, output, overwrite, factor, backend, providers, threads, 
         end_bar()  # the bar ends before the error line, which then starts a line of its own
         # A signal can also surface as another exception (e.g. ImportError from a C extension's init).
         signum = guard.signal_of(exc)
-        note = getattr(exc, "resume_note", None)  # a segmented run's finished parts (stvsr.runtime.driver)
+        note = getattr(exc, "resume_note", None)  # a segmented run's finished parts (stvsr.runtime.jobs.driver)
         if signum is not None:
             guard.interrupted(signum, note)  # "... after OUTPUT was completely written" if the rename was done
         tail = f"; {note}" if note else ""
