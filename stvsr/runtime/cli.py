@@ -186,9 +186,9 @@ def main(model, inputs, output, overwrite, factor, backend, providers, threads, 
                               None if ray_address is None else ("" if ray_address == "local" else ray_address), verbose)
         check_long_options(long)  # --work-dir usable, Ray importable and answering: before the model loads
 
-        def run_one(runner, path: str, target: SafeOutput) -> None:
-            """One input into ``target``, then its summary line (alone or in a batch)."""
-            report = run_video(runner, source, path, target, opts, long, progress_factory, status=status)
+        def run_one(runner, path: str, target: SafeOutput, info) -> None:
+            """One input (probed: ``info``) into ``target``, then its summary line (alone or in a batch)."""
+            report = run_video(runner, source, path, target, opts, long, progress_factory, status=status, info=info)
             end_bar()
             if not quiet:
                 click.echo(f"stvsr-run: wrote {report.output}: {report.output_frames} frames "
@@ -216,8 +216,7 @@ def main(model, inputs, output, overwrite, factor, backend, providers, threads, 
                     target = SafeOutput(item.output, [item.input, model], overwrite)
                     guard.watch(target.path)
                     try:
-                        _check_input(item.input)
-                        run_one(runner, item.input, target)
+                        run_one(runner, item.input, target, _check_input(item.input))
                     finally:
                         end_bar()  # a failed input's bar ends before its line
 
@@ -239,7 +238,7 @@ def main(model, inputs, output, overwrite, factor, backend, providers, threads, 
             opts = dataclasses.replace(opts, scene_cuts=load_spec(scene_cuts, info))
         status(f"loading model {model}")
         with open_backend(model, backend, [p for p in providers.split(",") if p], threads) as runner:
-            run_one(runner, input, out)
+            run_one(runner, input, out, info)
     except (KeyboardInterrupt, Exception) as exc:
         guard.settle()  # first: a later signal is only recorded, the clean-up below is not cut short
         end_bar()  # the bar ends before the error line, which then starts a line of its own

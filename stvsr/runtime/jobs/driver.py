@@ -19,7 +19,7 @@ from stvsr.outfile import OutputError, SafeOutput, check_output
 from stvsr.runtime.backends.base import Backend
 from stvsr.runtime.jobs.part import ModelSource, rerun_can_fix, run_part
 from stvsr.runtime.jobs.workdir import WorkDir, claim, default_work_dir, file_sha256, input_identity
-from stvsr.runtime.media import join_parts, library_versions, part_suffix, probe
+from stvsr.runtime.media import MediaInfo, join_parts, library_versions, part_suffix, probe
 from stvsr.runtime.onepass import RunOptions, RunReport, announce, plan_video, upscale_video
 from stvsr.runtime.planning.job import VideoJob
 from stvsr.runtime.planning.segments import Segment
@@ -123,11 +123,13 @@ def check_long_options(long: LongRunOptions) -> None:
 
 def run_video(backend: Backend, model: ModelSource, input_path: str, out: SafeOutput, options: RunOptions,
               long: LongRunOptions, progress_factory: Callable[[int], Callable[[int], None]] | None = None,
-              status: Callable[[str], None] | None = None) -> RunReport:
-    """Run ``input_path`` into ``out``: one pass when it is one segment and nothing asks for parts."""
+              status: Callable[[str], None] | None = None, info: MediaInfo | None = None) -> RunReport:
+    """Run ``input_path`` into ``out``: one pass when it is one segment and nothing asks for parts.
+    ``info``: the input's ``media.probe``, where the caller has it (the CLI probes before the model
+    loads); the file is then not probed again."""
     say = status or (lambda message: None)
     check_long_options(long)
-    job = plan_video(backend, probe(input_path), options, status)
+    job = plan_video(backend, info if info is not None else probe(input_path), options, status)
     segments = job.segments(long.segment_frames)
     if len(segments) <= 1 and not long.distributed and long.work_dir is None and not long.keep_parts:
         return upscale_video(backend, input_path, out, options, progress_factory, status=status, job=job)

@@ -158,6 +158,8 @@ class VideoWriter:
     def _close_source(self) -> None:
         if self.copied is not None:
             self.copied.close()
+        if self.streams is not None:
+            self.streams.close()  # a plan's source no copy took (the writer failed before it)
 
     def close(self) -> None:
         """Release the file and the source (idempotent); the caller removes an unfinished file."""

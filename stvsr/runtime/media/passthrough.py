@@ -97,6 +97,19 @@ class StreamPlan:
     attachments: list[int] = field(default_factory=list)
     metadata: dict[str, str] = field(default_factory=dict)              # the container's tags
     notes: list[str] = field(default_factory=list)
+    opened: object = field(default=None, repr=False, compare=False)    # the source, open for the copy
+
+    def take_source(self):
+        """The source container the plan was made from (the copy reads it: one open of the source for
+        planning and copying), or the source opened anew where it was taken already."""
+        src, self.opened = self.opened, None
+        return src if src is not None else av.open(self.source)
+
+    def close(self) -> None:
+        """Release the source container if no ``Passthrough`` took it."""
+        src, self.opened = self.opened, None
+        if src is not None:
+            src.close()
 
 
 def _describe(s) -> str:
@@ -116,7 +129,8 @@ def plan_streams(source_path: str, output_name: str) -> StreamPlan:
     probe.close()
     plan = StreamPlan(source_path, muxer)
     converted, dropped = [], []
-    with av.open(source_path) as src:
+    src = av.open(source_path)
+    try:
         plan.metadata = _kept_tags(dict(src.metadata))
         for s in list(src.streams.audio) + list(src.streams.subtitles):
             if _fits(muxer, lambda c, s=s: c.add_stream_from_template(s)):
@@ -133,6 +147,10 @@ def plan_streams(source_path: str, output_name: str) -> StreamPlan:
                 plan.attachments.append(s.index)
             else:
                 dropped.append(f"attachment {s.index} ({s.metadata.get('filename') or 'unnamed'})")
+    except BaseException:
+        src.close()
+        raise
+    plan.opened = src  # kept open: the copy reads the same open file (``StreamPlan.take_source``)
     what = FORMAT_NAMES.get(muxer, f"a {muxer}")
     if converted:
         one = len(converted) == 1
@@ -165,7 +183,7 @@ class Passthrough:
         self.start = Fraction(start)
         self.origin = self.start if origin is None else Fraction(origin)
         self.end = None if end is None else Fraction(end)
-        self.src = av.open(plan.source)
+        self.src = plan.take_source()
         try:
             self.out.metadata.update(plan.metadata)
             self.targets: dict[int, object] = {}

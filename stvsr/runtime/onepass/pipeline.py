@@ -176,13 +176,18 @@ def upscale_video(backend: Backend, input_path: str, output_path: str | SafeOutp
                            streams=streams)
 
     start = time.perf_counter()
-    with Threads(out, job, seg, meta.size_multiple, meta.window + 4, max(8, 2 * len(meta.output_positions) + 8),
-                 open_writer) as threads:
-        compute = WindowCompute(backend, job.windows, job.times, tile=opts.tile, tile_overlap=opts.tile_overlap,
-                                max_memory=opts.max_memory, flows=flows, held_frames=threads.outputs.maxsize, say=say)
-        _WindowRunner(compute, job, seg, threads, progress).run()
-        threads.finish()
-        out.commit()
+    try:
+        with Threads(out, job, seg, meta.size_multiple, meta.window + 4, max(8, 2 * len(meta.output_positions) + 8),
+                     open_writer) as threads:
+            compute = WindowCompute(backend, job.windows, job.times, tile=opts.tile, tile_overlap=opts.tile_overlap,
+                                    max_memory=opts.max_memory, flows=flows, held_frames=threads.outputs.maxsize,
+                                    say=say)
+            _WindowRunner(compute, job, seg, threads, progress).run()
+            threads.finish()
+            out.commit()
+    finally:
+        if streams is not None:
+            streams.close()  # the source the stream plan opened, where no writer took it for the copy
     return RunReport(str(out.path), seg.frames, seg.outputs, factor, info.fps, info.fps * (factor + 1),
                      (out_size[1], out_size[0]), time.perf_counter() - start, len(seg.windows), info.variable_rate,
                      len(job.cuts))
