@@ -208,15 +208,17 @@ def main(model, inputs, output, overwrite, factor, backend, providers, threads, 
                                  "inputs leave it out (each output gets its own work folder; cuts: auto or off)")
             check_encoder(codec, pix_fmt, preset)
             _check_model(model, backend, factor)
+            probed = {}  # a cut file's one input, probed for the file's check: not probed again
             if cut_file:
-                opts = dataclasses.replace(opts, scene_cuts=load_spec(scene_cuts, _check_input(items[0].input)))
+                probed[items[0].input] = _check_input(items[0].input)
+                opts = dataclasses.replace(opts, scene_cuts=load_spec(scene_cuts, probed[items[0].input]))
             status(f"loading model {model}")
             with open_backend(model, backend, [p for p in providers.split(",") if p], threads) as runner:
                 def process(item) -> None:
                     target = SafeOutput(item.output, [item.input, model], overwrite)
                     guard.watch(target.path)
                     try:
-                        run_one(runner, item.input, target, _check_input(item.input))
+                        run_one(runner, item.input, target, probed.pop(item.input, None) or _check_input(item.input))
                     finally:
                         end_bar()  # a failed input's bar ends before its line
 
