@@ -20,6 +20,9 @@ packets (AAC priming, ``is_discard``) just before ``start`` are kept, as ``ffmpe
 Interleaving: ``Passthrough.feed(t)`` muxes the packets that start before output time ``t``; the
 writer calls it before each video packet with that packet's decoding time, so the file holds
 audio and video side by side in time (as FFmpeg writes it), not the audio after all the video.
+
+One open of the source for both: the plan keeps the container it read the streams from, and the
+``Passthrough`` that copies them takes it (``StreamPlan.take_source``; ``StreamPlan.close`` where none did).
 """
 from __future__ import annotations
 
