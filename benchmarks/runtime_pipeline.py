@@ -55,12 +55,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--max-memory", default="auto", help="as stvsr-run (0: no budget, one run)")
     ap.add_argument("--json", default=None, help="write the figures to this file")
     args = ap.parse_args(argv)
-    from stvsr.runtime.memory import parse_size
+    from stvsr.runtime.planning.memory import parse_size
     from stvsr.runtime.backends import open_backend
-    from stvsr.runtime.pipeline import RunOptions, upscale_video
-    from stvsr.runtime.tiling import pad_frames
-    from stvsr.runtime.windows import plan
-    from stvsr.video import read_rgb_frames
+    from stvsr.runtime.onepass import RunOptions, upscale_video
+    from stvsr.runtime.planning.tiling import pad_frames
+    from stvsr.runtime.planning.windows import plan
+    from stvsr.runtime.media import read_rgb_frames
 
     video = args.video
     if video is None:

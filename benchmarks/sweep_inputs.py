@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def _models(folder: Path) -> dict[str, str]:
     sys.path.insert(0, str(ROOT))
-    from stvsr.export.metadata import ModelMetadata
+    from stvsr.metadata import ModelMetadata
     from tests.test_runtime import FixedBlendNet, TimesBlendNet, _export, times_meta
 
     nearest = ModelMetadata(model="test-nearest-x4", window=2, output_positions=[0.0, 1.0], scale=4, size_multiple=4)
@@ -259,7 +259,7 @@ def factor_cases(s: Sweep, m: dict) -> None:
     sys.path.insert(0, str(ROOT))
     from stvsr.engines.cache import BuildSettings, MachineInfo, PlanMetadata, write_sidecar
     from stvsr.engines.profiles import parse_profile
-    from stvsr.export.metadata import read_onnx_metadata
+    from stvsr.metadata import read_onnx_metadata
 
     plan = w / "fixed.plan"
     plan.write_bytes(b"a serialized engine")

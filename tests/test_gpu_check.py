@@ -175,7 +175,8 @@ def test_ort_placement_reads_the_provider_of_every_node(tmp_path):
     import onnx
     from onnx import TensorProto, helper
 
-    from stvsr.export.metadata import ModelMetadata, write_onnx_metadata
+    from stvsr.export.metadata import write_onnx_metadata
+    from stvsr.metadata import ModelMetadata
 
     ort_cuda = _module("gpu_ort_cuda")
     if ort_cuda.unavailable() is None:

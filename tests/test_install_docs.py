@@ -41,6 +41,15 @@ def _setup_call() -> dict:
         def visit_Name(self, node):
             return ast.Constant(constants[node.id]) if node.id in constants else node
 
+        def visit_BinOp(self, node):  # EXPORT + [...]: one list
+            node = self.generic_visit(node)
+            if isinstance(node.op, ast.Add):
+                try:
+                    return ast.Constant(ast.literal_eval(node.left) + ast.literal_eval(node.right))
+                except ValueError:
+                    pass
+            return node
+
     call = next(n for n in ast.walk(tree) if isinstance(n, ast.Call) and getattr(n.func, "id", "") == "setup")
     out = {}
     for kw in call.keywords:
@@ -60,13 +69,37 @@ def _requirements() -> list:
     return [Requirement(r) for r in reqs]
 
 
-def _two_commands() -> tuple[str, str]:
+def _command_lines() -> list[str]:
     text = (ROOT / "README.md").read_text()
     block = text.split("## Two commands", 1)[1].split("```bash", 1)[1].split("```", 1)[0]
     lines = [ln for ln in block.splitlines() if ln.strip() and not ln.startswith("#")]
     assert lines[0] == VENV, lines  # the commands run in a virtual environment (issue 16, item 15)
-    assert len(lines) == 3, lines
-    return lines[1], lines[2]
+    assert len(lines) == 4, lines
+    return lines[1:]
+
+
+def _two_commands() -> tuple[str, str]:
+    """The README's first command (install with the export extra, export, run) and second (the tests)."""
+    first, second, _ = _command_lines()
+    return first, second
+
+
+def test_the_base_install_is_the_runtime_and_the_readme_says_how_to_install_it_alone():
+    """Issue 24, part 2: install_requires is the runtime (no torch, onnx or onnxscript); the export extra
+    brings them, the test extra includes it, the first command installs it, and the README's third
+    line installs the runtime alone (no torch index, no extra)."""
+    from stvsr.install_hints import EXPORT_INSTALL, EXPORT_MODULES
+
+    call = _setup_call()
+    base = {r.split(">")[0].split("=")[0].split("<")[0] for r in call["install_requires"]}
+    assert base == {"numpy", "onnxruntime", "av", "click", "tqdm", "opencv-python-headless", "scenedetect-headless"}
+    export = call["extras_require"]["export"]
+    assert sorted(r.split("=")[0].split(">")[0] for r in export) == sorted(EXPORT_MODULES)
+    assert set(export) <= set(call["extras_require"]["test"])
+    first, _, runtime = _command_lines()
+    assert '-e ".[export,' in first or '-e ".[export]"' in first, first
+    assert runtime == "python -m pip install .", runtime
+    assert EXPORT_INSTALL.split(" && ")[1] in (ROOT / "README.md").read_text()
 
 
 def _pip_installs(command: str) -> list[str]:
@@ -74,7 +107,7 @@ def _pip_installs(command: str) -> list[str]:
 
 
 def test_readme_installs_the_cpu_torch_from_pytorchs_cpu_index():
-    torch_pin = next(r for r in _setup_call()["install_requires"] if r.startswith("torch"))
+    torch_pin = next(r for r in _setup_call()["extras_require"]["export"] if r.startswith("torch"))
     assert torch_pin == "torch==2.13.0"
     for command in _two_commands():
         installs = _pip_installs(command)

@@ -91,16 +91,46 @@ NO_VNNI_CPU = "Haswell-v4"  # AVX2 without VNNI, like AMD Zen 1-3 and Intel befo
 _EMULATED = """
 import json, sys
 import numpy as np
-from stvsr.export.ort_cpu import u8s8_saturates
+import onnxruntime as ort
+from stvsr.ort_session import u8s8_saturates
 from stvsr.export.verify import ort_session
+from stvsr.runtime.backends.onnxruntime import OnnxRuntimeBackend
 feed = {"x": np.load(sys.argv[1])}
 ref = ort_session(sys.argv[2]).run(None, feed)[0]
 errors = {}
-for path in sys.argv[3:]:
+for path in sys.argv[4:]:
     out = ort_session(path).run(None, feed)[0]
     errors[path] = float(np.linalg.norm(out - ref) / np.linalg.norm(ref))
-print(json.dumps({"saturates": u8s8_saturates(), "errors": errors}))
+frames = {"frames": feed["x"][:, None]}
+plain = ort.InferenceSession(sys.argv[3], providers=["CPUExecutionProvider"]).run(None, frames)[0]
+exact = ort_session(sys.argv[3]).run(None, frames)[0]
+with OnnxRuntimeBackend(sys.argv[3]) as backend:
+    runtime = backend.run(frames)
+gap = lambda a: float(np.abs(a - exact).max())
+print(json.dumps({"saturates": u8s8_saturates(), "errors": errors, "runtime": gap(runtime), "plain": gap(plain)}))
 """
+
+
+def stvsr_int8_model(path) -> str:
+    """The CPU-target INT8 conv/deconv graph as a model stvsr-run opens: a ``frames`` input [1, 1, 3, 8, 8]
+    reshaped into the convolutions, and stvsr metadata saying int8 (the runtime's ONNX Runtime backend)."""
+    from stvsr.export.metadata import write_onnx_metadata
+    from stvsr.metadata import ModelMetadata
+
+    fp32 = conv_deconv_graph()
+    g = fp32.graph
+    g.node.insert(0, helper.make_node("Reshape", ["frames", "frames_shape"], ["x"], name="to_nchw"))
+    g.initializer.append(numpy_helper.from_array(np.array([1, 3, 8, 8], np.int64), "frames_shape"))
+    del g.input[:]
+    g.input.append(helper.make_tensor_value_info("frames", TensorProto.FLOAT, [1, 1, 3, 8, 8]))
+    g.output[0].name = "frames_out"
+    next(n for n in g.node if n.op_type == "ConvTranspose").output[0] = "frames_out"
+    calib = [{"frames": c["x"][:, None]} for c in _calibration()]
+    model = to_int8(fp32, calib, "cpu")
+    write_onnx_metadata(model, ModelMetadata(model="test-int8-conv", window=1, output_positions=[0.0], scale=2,
+                                             size_multiple=1, precision="int8", int8_target="cpu"))
+    onnx.save_model(model, str(path))
+    return str(path)
 
 
 @pytest.mark.skipif(QEMU is None or platform.machine() != "x86_64",
@@ -108,20 +138,25 @@ print(json.dumps({"saturates": u8s8_saturates(), "errors": errors}))
 def test_int8_error_is_the_graphs_on_a_cpu_without_vnni(graphs, tmp_path):
     """Issue 21, item 0: on an AVX2 CPU without VNNI ONNX Runtime's default U8S8 kernels saturate and the
     TensorRT-target graph read 23% off its FP32 graph (the CPU target 6%); the graph itself is 1.1% off.
-    Run under QEMU as such a CPU, export verification's sessions see the graph's own error."""
+    Run under QEMU as such a CPU, export verification's sessions see the graph's own error, and so does
+    stvsr-run's ONNX Runtime backend on an INT8 model (issue 24: it used plain sessions)."""
     names = {}
     for label, model in zip(("fp32", "tensorrt", "cpu"), graphs):
         names[label] = str(tmp_path / f"{label}.onnx")
         onnx.save_model(model, names[label])
     np.save(tmp_path / "x.npy", _calibration(1)[0]["x"])
+    runtime_model = stvsr_int8_model(tmp_path / "int8-model.onnx")
     proc = subprocess.run([QEMU, "-cpu", NO_VNNI_CPU, sys.executable, "-c", _EMULATED, str(tmp_path / "x.npy"),
-                           names["fp32"], names["tensorrt"], names["cpu"]], capture_output=True, text=True,
-                          timeout=600)
+                           names["fp32"], runtime_model, names["tensorrt"], names["cpu"]], capture_output=True,
+                          text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-2000:]
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     assert result["saturates"], "the emulated CPU should have the saturating kernels this test is about"
     errors = {label: result["errors"][names[label]] for label in ("tensorrt", "cpu")}
     assert max(errors.values()) < 0.05, errors
+    # The runtime's backend computes what the graph says (as export verification's session does), where a
+    # plain session on this CPU does not.
+    assert result["plain"] > 0.05 and result["runtime"] < 1e-6, result
 
 
 def test_tensorrt_int8_quantizes_conv_transpose_weights_per_tensor(graphs):

@@ -16,9 +16,9 @@ import torch
 
 from stvsr import models
 from stvsr.export.graphs import base_metadata, choose_window, weights_file_for_window
-from stvsr.export.metadata import MetadataError, ModelMetadata
+from stvsr.metadata import MetadataError, ModelMetadata
 from stvsr.models import tmnet
-from stvsr.runtime.windows import plan, window_stride
+from stvsr.runtime.planning.windows import plan, window_stride
 from tests.conftest import manifest, rel_l2, seeded
 
 

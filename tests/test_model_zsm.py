@@ -77,7 +77,7 @@ def test_windows_of_the_tiled_graph_compute_each_output_once():
     """Planned from metadata alone: 6 outputs per 4-frame window at stride 3 tile time (today's
     7-output graph computes 700 outputs for a 300-frame video's 599)."""
     from stvsr.export.graphs import base_metadata
-    from stvsr.runtime.windows import plan
+    from stvsr.runtime.planning.windows import plan
 
     for tiled, computed in ((False, 700), (True, 600)):
         meta = base_metadata("zsm", tiled)

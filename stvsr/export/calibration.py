@@ -6,8 +6,8 @@ import torch
 import torch.nn.functional as F
 
 from stvsr.export.graphs import example_inputs
-from stvsr.export.metadata import ModelMetadata
-from stvsr.video import read_rgb_frames
+from stvsr.metadata import ModelMetadata
+from stvsr.runtime.media import read_rgb_frames
 
 
 def calibration_windows(video: str, meta: ModelMetadata, windows: int = 4, height: int = 64,

@@ -104,7 +104,7 @@ def main(name, weights, random_weights, fp16, int8, calib, calib_windows, int8_t
     from stvsr.export.api import default_output, export_model
     from stvsr.export.onnx_export import ExportError
     from stvsr.models.checkpoint import CheckpointError
-    from stvsr.video import VideoError
+    from stvsr.runtime.media import VideoError
 
     if fp16 and int8:
         _fail("choose one of --fp16 and --int8")

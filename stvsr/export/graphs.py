@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from stvsr import models
-from stvsr.export.metadata import FRAMES_INPUT, GAP, TIMES_INPUT, ModelMetadata
+from stvsr.metadata import FRAMES_INPUT, GAP, TIMES_INPUT, ModelMetadata
 
 
 class ZSMGraph(nn.Module):

@@ -9,7 +9,8 @@ import onnx
 import torch
 from torch import nn
 
-from stvsr.export.metadata import OUTPUT, ModelMetadata, write_onnx_metadata
+from stvsr.export.metadata import write_onnx_metadata
+from stvsr.metadata import OUTPUT, ModelMetadata
 from stvsr.outfile import atomic_output
 
 MIN_OPSET = 19          # ONNX DeformConv

@@ -2,7 +2,7 @@
 
 An output with NaN or Inf values fails verification (``NonFiniteOutput``): errors and PSNR of such
 an output would read "nan" and pass no threshold test. Sessions sum INT8 products exactly on every x86
-CPU (``stvsr.export.ort_cpu``), so an INT8 graph's error is the graph's, not the host's."""
+CPU (``stvsr.ort_session``), so an INT8 graph's error is the graph's, not the host's."""
 from __future__ import annotations
 
 import time
@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import onnx
 
-from stvsr.export.ort_cpu import exact_int8
+from stvsr.ort_session import exact_int8
 
 if TYPE_CHECKING:
     import torch

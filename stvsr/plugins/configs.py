@@ -1,4 +1,5 @@
-"""Block sizes, grids and the list of compiled kernel variants: one source for JIT launch and AOT.
+"""Block sizes, grids and the list of compiled kernel variants: one source for JIT launch and AOT
+(no torch: the TensorRT backend reads it through the AOT plugins on a runtime-only install).
 
 Every variant the AOT build compiles is a (kernel, dtype combination, constexpr values) tuple
 listed by :func:`variants`; the TensorRT AOT implementation looks a variant up by the same key.
@@ -8,19 +9,10 @@ from __future__ import annotations
 import dataclasses
 from typing import Iterator
 
-import torch
-
 WARP_PADDING_MODES = ("zeros", "border")
 DTYPES = ("fp32", "fp16")
 # Kernel shapes compiled ahead of time for the deformable convolution (KH, KW).
 DEFORM_CONV_KERNEL_SIZES = ((3, 3), (1, 1))
-
-
-def dtype_name(dtype: torch.dtype) -> str:
-    try:
-        return {torch.float32: "fp32", torch.float16: "fp16"}[dtype]
-    except KeyError:
-        raise ValueError(f"plugins support float32 and float16 data, got {dtype}") from None
 
 
 def cdiv(a: int, b: int) -> int:

@@ -14,6 +14,13 @@ import torch
 from . import configs
 
 
+def dtype_name(dtype: torch.dtype) -> str:
+    try:
+        return {torch.float32: "fp32", torch.float16: "fp16"}[dtype]
+    except KeyError:
+        raise ValueError(f"plugins support float32 and float16 data, got {dtype}") from None
+
+
 def _pair(v: int | Sequence[int]) -> tuple[int, int]:
     if isinstance(v, int):
         return v, v
@@ -113,7 +120,7 @@ def deform_conv2d(x: torch.Tensor, offset: torch.Tensor, mask: torch.Tensor, wei
     if bias is None:
         bias = torch.zeros(out_c, dtype=x.dtype, device=x.device)
     kernels = kernels or _default_kernels()
-    cfg = config or configs.DEFORM_CONV[configs.dtype_name(x.dtype)]
+    cfg = config or configs.DEFORM_CONV[dtype_name(x.dtype)]
     out = _output(out, (n, out_c, oh, ow), x)
     grid = configs.deform_conv_grid(n, oh, ow, out_c, groups, cfg)
     kernels.deform_conv2d_kernel[grid](

@@ -32,19 +32,19 @@ class _RunCommand(cli_signals.SignalSafeCommand):
     prog, nothing_written = "stvsr-run", "no output written"
 
 
-def _check_input(path: str) -> None:
-    """A missing or unreadable input is reported before the model loads (a cheap open, no decoding)."""
-    from stvsr.video import open_video
+def _check_input(path: str):
+    """The input described (``media.probe``: one open, a demux scan), so that a missing, unreadable or
+    frameless input is reported before the model loads; its ``MediaInfo``."""
+    from stvsr.runtime.media import probe
 
-    container, _ = open_video(path)
-    container.close()
+    return probe(path)
 
 
 def _check_model(model: str, backend: str, factor: int | None) -> None:
     """Options the model's metadata alone refuses (``--factor``), before the model loads: the metadata
     is read without a runtime (stvsr.runtime.backends.peek_model); where it cannot be, the load says why."""
     from stvsr.runtime.backends import peek_model
-    from stvsr.runtime.windows import check_factor
+    from stvsr.runtime.planning.windows import check_factor
 
     peeked = peek_model(model, backend)
     if peeked is not None:
@@ -52,7 +52,7 @@ def _check_model(model: str, backend: str, factor: int | None) -> None:
 
 
 def _memory(value: str) -> int | None:
-    from stvsr.runtime.memory import MemoryBudgetError, parse_size
+    from stvsr.runtime.planning.memory import MemoryBudgetError, parse_size
 
     try:
         return parse_size(value)
@@ -171,11 +171,11 @@ def main(model, inputs, output, overwrite, factor, backend, providers, threads, 
     try:  # everything from here on, imports included, ends in one line and a documented exit code
         from stvsr.outfile import SafeOutput
         from stvsr.runtime.backends import open_backend
-        from stvsr.runtime.driver import LongRunOptions, ModelSource, check_long_options, run_video
-        from stvsr.runtime.pipeline import RunOptions
-        from stvsr.runtime.batch import BatchError, is_batch, plan_batch, run_batch
-        from stvsr.runtime.shots import load_spec
-        from stvsr.runtime.video_io import check_encoder
+        from stvsr.runtime.jobs import LongRunOptions, ModelSource, check_long_options, run_video
+        from stvsr.runtime.onepass import RunOptions
+        from stvsr.runtime.jobs.batch import BatchError, is_batch, plan_batch, run_batch
+        from stvsr.runtime.planning.shots import load_spec
+        from stvsr.runtime.media import check_encoder
 
         opts = RunOptions(factor=factor, tile=tile, tile_overlap=tile_overlap, codec=codec, crf=crf, preset=preset,
                           pix_fmt=pix_fmt, flow=flow, dense=dense_windows, max_frames=max_frames,
@@ -186,9 +186,9 @@ def main(model, inputs, output, overwrite, factor, backend, providers, threads, 
                               None if ray_address is None else ("" if ray_address == "local" else ray_address), verbose)
         check_long_options(long)  # --work-dir usable, Ray importable and answering: before the model loads
 
-        def run_one(runner, path: str, target: SafeOutput) -> None:
-            """One input into ``target``, then its summary line (alone or in a batch)."""
-            report = run_video(runner, source, path, target, opts, long, progress_factory, status=status)
+        def run_one(runner, path: str, target: SafeOutput, info) -> None:
+            """One input (probed: ``info``) into ``target``, then its summary line (alone or in a batch)."""
+            report = run_video(runner, source, path, target, opts, long, progress_factory, status=status, info=info)
             end_bar()
             if not quiet:
                 click.echo(f"stvsr-run: wrote {report.output}: {report.output_frames} frames "
@@ -208,16 +208,17 @@ def main(model, inputs, output, overwrite, factor, backend, providers, threads, 
                                  "inputs leave it out (each output gets its own work folder; cuts: auto or off)")
             check_encoder(codec, pix_fmt, preset)
             _check_model(model, backend, factor)
+            probed = {}  # a cut file's one input, probed for the file's check: not probed again
             if cut_file:
-                opts = dataclasses.replace(opts, scene_cuts=load_spec(scene_cuts, items[0].input))
+                probed[items[0].input] = _check_input(items[0].input)
+                opts = dataclasses.replace(opts, scene_cuts=load_spec(scene_cuts, probed[items[0].input]))
             status(f"loading model {model}")
             with open_backend(model, backend, [p for p in providers.split(",") if p], threads) as runner:
                 def process(item) -> None:
                     target = SafeOutput(item.output, [item.input, model], overwrite)
                     guard.watch(target.path)
                     try:
-                        _check_input(item.input)
-                        run_one(runner, item.input, target)
+                        run_one(runner, item.input, target, probed.pop(item.input, None) or _check_input(item.input))
                     finally:
                         end_bar()  # a failed input's bar ends before its line
 
@@ -234,18 +235,18 @@ def main(model, inputs, output, overwrite, factor, backend, providers, threads, 
         guard.watch(out.path)
         check_encoder(codec, pix_fmt, preset)                # so are unknown encoder settings
         _check_model(model, backend, factor)                 # a --factor the model cannot make
-        _check_input(input)                                  # a missing or unreadable input
+        info = _check_input(input)                           # a missing or unreadable input
         if cut_file:                                         # and a cut file (a cut past the end too)
-            opts = dataclasses.replace(opts, scene_cuts=load_spec(scene_cuts, input))
+            opts = dataclasses.replace(opts, scene_cuts=load_spec(scene_cuts, info))
         status(f"loading model {model}")
         with open_backend(model, backend, [p for p in providers.split(",") if p], threads) as runner:
-            run_one(runner, input, out)
+            run_one(runner, input, out, info)
     except (KeyboardInterrupt, Exception) as exc:
         guard.settle()  # first: a later signal is only recorded, the clean-up below is not cut short
         end_bar()  # the bar ends before the error line, which then starts a line of its own
         # A signal can also surface as another exception (e.g. ImportError from a C extension's init).
         signum = guard.signal_of(exc)
-        note = getattr(exc, "resume_note", None)  # a segmented run's finished parts (stvsr.runtime.driver)
+        note = getattr(exc, "resume_note", None)  # a segmented run's finished parts (stvsr.runtime.jobs.driver)
         if signum is not None:
             guard.interrupted(signum, note)  # "... after OUTPUT was completely written" if the rename was done
         tail = f"; {note}" if note else ""

@@ -5,7 +5,7 @@ import os
 from dataclasses import dataclass
 from typing import Sequence
 
-from stvsr.export.metadata import ModelMetadata
+from stvsr.metadata import ModelMetadata
 from stvsr.runtime.backends.base import Backend, BackendError
 
 ENGINE_SUFFIXES = (".plan", ".engine", ".trt")
@@ -39,7 +39,7 @@ def peek_model(path: str, backend: str = "auto") -> PeekedModel | None:
         except Exception:
             return None
         return PeekedModel(meta, engine_max_factor(meta.takes_times))
-    from stvsr.export.metadata import peek_onnx_metadata
+    from stvsr.metadata import peek_onnx_metadata
 
     meta = peek_onnx_metadata(path)
     return None if meta is None else PeekedModel(meta, None)

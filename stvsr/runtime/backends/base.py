@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from stvsr.export.metadata import ModelMetadata
+from stvsr.metadata import ModelMetadata
 
 
 class BackendError(RuntimeError):

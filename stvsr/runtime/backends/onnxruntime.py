@@ -7,7 +7,8 @@ from typing import Sequence
 
 import numpy as np
 
-from stvsr.export.metadata import ModelMetadata, read_onnx_metadata
+from stvsr.metadata import ModelMetadata, read_onnx_metadata
+from stvsr.ort_session import exact_int8
 from stvsr.runtime.backends.base import Backend, BackendError, check_graph_inputs, one_line
 
 
@@ -19,7 +20,7 @@ class OnnxRuntimeBackend(Backend):
                  metadata: ModelMetadata | None = None):
         import onnxruntime as ort
 
-        self.path = str(path)  # names the model in the --max-memory probe cache (stvsr.runtime.memory_cache)
+        self.path = str(path)  # names the model in the --max-memory probe cache (stvsr.runtime.planning.memory_cache)
         self.metadata = metadata or read_onnx_metadata(path)
         available = ort.get_available_providers()
         providers = list(providers or ["CPUExecutionProvider"])
@@ -31,10 +32,12 @@ class OnnxRuntimeBackend(Backend):
         opts.log_severity_level = 3
         # No memory pattern: with it the second run of a shape adds one block as large as the
         # first run's arena (stvun, 3 times: 40 -> 90 KiB per LR pixel), so a video's steady state
-        # is twice what one run needs and is not predictable from small crops (stvsr.runtime.memory).
+        # is twice what one run needs and is not predictable from small crops (stvsr.runtime.planning.memory).
         opts.enable_mem_pattern = False
         if threads:
             opts.intra_op_num_threads = threads
+        if self.metadata.precision == "int8":
+            exact_int8(opts)  # int8 products summed without saturation on CPUs without VNNI (stvsr.ort_session)
         try:
             self.session = ort.InferenceSession(path, opts, providers=providers)
         except Exception as exc:

@@ -12,7 +12,7 @@ from bisect import bisect_right
 from dataclasses import dataclass, field
 from typing import Sequence
 
-from stvsr.runtime.windows import Window
+from stvsr.runtime.planning.windows import Window
 
 
 @dataclass

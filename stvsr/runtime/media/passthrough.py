@@ -20,6 +20,9 @@ packets (AAC priming, ``is_discard``) just before ``start`` are kept, as ``ffmpe
 Interleaving: ``Passthrough.feed(t)`` muxes the packets that start before output time ``t``; the
 writer calls it before each video packet with that packet's decoding time, so the file holds
 audio and video side by side in time (as FFmpeg writes it), not the audio after all the video.
+
+One open of the source for both: the plan keeps the container it read the streams from, and the
+``Passthrough`` that copies them takes it (``StreamPlan.take_source``; ``StreamPlan.close`` where none did).
 """
 from __future__ import annotations
 
@@ -30,27 +33,11 @@ from fractions import Fraction
 
 import av
 
-# Muxers for which FFmpeg cannot say whether they hold a codec (no codec tag table): the codecs their
-# demuxer recognises again. Anything else is written as private data, which is read back as a data stream.
-KNOWN_CODECS = {"mpegts": frozenset({
-    "mpeg1video", "mpeg2video", "mpeg4", "h264", "hevc", "vvc", "cavs", "dirac", "vc1", "av1",
-    "mp1", "mp2", "mp3", "aac", "aac_latm", "ac3", "eac3", "dts", "truehd", "opus", "s302m",
-    "dvb_subtitle", "dvb_teletext", "arib_caption"})}
-FORMAT_NAMES = {"mp4": "an MP4", "mov": "a MOV", "matroska": "a Matroska", "webm": "a WebM", "mpegts": "an MPEG-TS",
-                "avi": "an AVI"}
+from stvsr.runtime.media.container import FORMAT_NAMES, container_format, format_name, refuses
+
 TEXT_SUBTITLES = ("mov_text", "ass", "subrip", "webvtt")   # encoders a text subtitle can be converted to
 _STALE_TAGS = ("duration", "number_of_frames", "number_of_bytes", "bps", "_statistics_", "encoder",
                "major_brand", "minor_version", "compatible_brands")  # describe the source file, not the copy
-
-
-def format_name(out_container) -> str:
-    return out_container.format.name.split(",")[0]
-
-
-def refuses(muxer: str, codec: str) -> bool:
-    """True when muxer ``muxer`` would write ``codec`` in a form its own demuxer does not read back."""
-    known = KNOWN_CODECS.get(muxer)
-    return known is not None and codec not in known
 
 
 def _kept_tags(metadata: dict) -> dict[str, str]:
@@ -113,6 +100,19 @@ class StreamPlan:
     attachments: list[int] = field(default_factory=list)
     metadata: dict[str, str] = field(default_factory=dict)              # the container's tags
     notes: list[str] = field(default_factory=list)
+    opened: object = field(default=None, repr=False, compare=False)    # the source, open for the copy
+
+    def take_source(self):
+        """The source container the plan was made from (the copy reads it: one open of the source for
+        planning and copying), or the source opened anew where it was taken already."""
+        src, self.opened = self.opened, None
+        return src if src is not None else av.open(self.source)
+
+    def close(self) -> None:
+        """Release the source container if no ``Passthrough`` took it."""
+        src, self.opened = self.opened, None
+        if src is not None:
+            src.close()
 
 
 def _describe(s) -> str:
@@ -124,8 +124,6 @@ def _describe(s) -> str:
 def plan_streams(source_path: str, output_name: str) -> StreamPlan:
     """The audio, subtitle and attachment streams of ``source_path`` an output named
     ``output_name`` keeps, converts or leaves out (said in ``notes``), and its container tags."""
-    from stvsr.runtime.join import container_format
-
     try:
         probe = av.open(str(output_name), "w", format=container_format(str(output_name)))  # no file is created
     except Exception:
@@ -134,7 +132,8 @@ def plan_streams(source_path: str, output_name: str) -> StreamPlan:
     probe.close()
     plan = StreamPlan(source_path, muxer)
     converted, dropped = [], []
-    with av.open(source_path) as src:
+    src = av.open(source_path)
+    try:
         plan.metadata = _kept_tags(dict(src.metadata))
         for s in list(src.streams.audio) + list(src.streams.subtitles):
             if _fits(muxer, lambda c, s=s: c.add_stream_from_template(s)):
@@ -151,6 +150,10 @@ def plan_streams(source_path: str, output_name: str) -> StreamPlan:
                 plan.attachments.append(s.index)
             else:
                 dropped.append(f"attachment {s.index} ({s.metadata.get('filename') or 'unnamed'})")
+    except BaseException:
+        src.close()
+        raise
+    plan.opened = src  # kept open: the copy reads the same open file (``StreamPlan.take_source``)
     what = FORMAT_NAMES.get(muxer, f"a {muxer}")
     if converted:
         one = len(converted) == 1
@@ -183,7 +186,7 @@ class Passthrough:
         self.start = Fraction(start)
         self.origin = self.start if origin is None else Fraction(origin)
         self.end = None if end is None else Fraction(end)
-        self.src = av.open(plan.source)
+        self.src = plan.take_source()
         try:
             self.out.metadata.update(plan.metadata)
             self.targets: dict[int, object] = {}
@@ -287,18 +290,3 @@ class Passthrough:
         src, self.src = getattr(self, "src", None), None
         if src is not None:
             src.close()
-
-
-def video_end(info, frames: int, fps_out: Fraction, limited: bool = False) -> Fraction | None:
-    """Source time (s) where the output video of the first ``frames`` frames of ``info`` (a
-    ``VideoInfo``) ends: its last frame's time plus one output frame. None when all frames are
-    used and no frame limit was asked for (``limited``: ``--frames``; then the copied streams run
-    to their own end, as in the input)."""
-    if frames >= info.frames and not limited:
-        return None
-    frames = min(frames, info.frames)
-    if info.pts and info.time_base and len(info.pts) >= frames:
-        last = Fraction(info.pts[frames - 1]) * info.time_base
-    else:
-        last = Fraction(frames - 1) / info.fps
-    return info.start + last + 1 / Fraction(fps_out)

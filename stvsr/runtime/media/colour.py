@@ -174,22 +174,6 @@ def picture_of(frame) -> Picture:
     return Picture(pix_fmt, w, h, matrix, rng, primaries, trc, mastering, light)
 
 
-def probe_picture(path: str) -> Picture | None:
-    """The ``Picture`` of ``path``'s first decodable frame (None when none decodes)."""
-    from stvsr.video import iter_frames
-
-    try:
-        frames = iter_frames(path, 1)
-        try:
-            for frame in frames:
-                return picture_of(frame)
-        finally:
-            frames.close()
-    except Exception:
-        return None
-    return None
-
-
 def untagged_picture(width: int, height: int) -> Picture:
     """What an unknown 8-bit 4:2:0 input is taken for (FFmpeg's guesses)."""
     matrix = _guess_matrix(width, height, PRI_UNSPECIFIED)
@@ -626,7 +610,7 @@ def plan_output(picture: Picture | None, codec: str, pix_fmt: str, width: int = 
         try:
             av.VideoFormat(pix_fmt)
         except Exception:
-            from stvsr.video import VideoError
+            from stvsr.runtime.media.container import VideoError
 
             raise VideoError(f"unknown pixel format {pix_fmt!r}") from None
     p = picture or untagged_picture(width or 16, height or 16)

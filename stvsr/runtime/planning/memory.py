@@ -193,7 +193,7 @@ def auto_tile(run: Callable[[dict[str, np.ndarray]], np.ndarray], inputs: dict[s
               say: Callable[[str], None] = lambda m: None, cache_key: dict | None = None) -> int | None:
     """Measure on the first window's inputs and return the tile for ``budget`` (None: no tiling).
     With ``cache_key`` (``memory_cache.probe_key``) a measurement of an earlier run is reused."""
-    from stvsr.runtime import memory_cache
+    from stvsr.runtime.planning import memory_cache
 
     h, w = next(inputs[k] for k in spatial).shape[-2:]
     sizes = probe_sizes(multiple)

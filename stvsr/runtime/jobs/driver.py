@@ -2,38 +2,29 @@
 (resumable), computed here one after another or as Ray tasks, then joined by stream copy.
 
 Data flows one way: plan the whole video once (``plan_video``), split it (``segments.split``),
-skip the parts the work folder already holds, compute the rest (``run_part``: one
-``upscale_video`` call per segment), join (``join.join_parts``), commit the output.
+skip the parts the work folder already holds, compute the rest (``part.run_part``: one
+``upscale_video`` call per segment, here or as Ray tasks: ``distributed.run_segments``), join
+(``media.join_parts``), commit the output.
 """
 from __future__ import annotations
 
 import dataclasses
-import errno
 import os
 import time
 from dataclasses import dataclass
 from fractions import Fraction
-from pathlib import Path
 from typing import Callable
 
-from stvsr import cli_signals
 from stvsr.outfile import OutputError, SafeOutput, check_output
 from stvsr.runtime.backends.base import Backend
-from stvsr.runtime.join import join_parts, part_suffix
-from stvsr.runtime.pipeline import RunOptions, RunReport, VideoJob, announce, plan_video, upscale_video
-from stvsr.runtime.segments import Segment
-from stvsr.runtime.workdir import PartOutput, WorkDir, claim, default_work_dir, file_sha256, fsync_file, input_identity
+from stvsr.runtime.jobs.part import ModelSource, rerun_can_fix, run_part
+from stvsr.runtime.jobs.workdir import WorkDir, claim, default_work_dir, file_sha256, input_identity
+from stvsr.runtime.media import MediaInfo, join_parts, library_versions, part_suffix, probe
+from stvsr.runtime.onepass import RunOptions, RunReport, announce, plan_video, upscale_video
+from stvsr.runtime.planning.job import VideoJob
+from stvsr.runtime.planning.segments import Segment
 
 DEFAULT_SEGMENT_FRAMES = 1000
-
-
-@dataclass
-class ModelSource:
-    """How a worker opens the model itself (``open_backend`` arguments)."""
-    path: str
-    backend: str = "auto"
-    providers: tuple[str, ...] = ("CPUExecutionProvider",)
-    threads: int = 0
 
 
 @dataclass
@@ -48,17 +39,6 @@ class LongRunOptions:
     @property
     def distributed(self) -> bool:
         return self.ray is not None or self.workers > 1
-
-
-def run_part(backend: Backend, job: VideoJob, segment: Segment, options: RunOptions, part: Path,
-             progress: Callable[[int], None] | None = None) -> str:
-    """Compute ``segment`` into ``part`` (encoded under its fixed temporary name, renamed into place only
-    when complete; fsynced); its sha256."""
-    out = PartOutput(part, [job.input_path])
-    upscale_video(backend, job.input_path, out, options, (lambda windows: progress) if progress else None,
-                  job=job, segment=segment)
-    fsync_file(part)
-    return file_sha256(part)
 
 
 def part_format(out: SafeOutput, options: RunOptions) -> str:
@@ -78,13 +58,10 @@ def run_key(job: VideoJob, model: ModelSource, backend: Backend, options: RunOpt
             segments: list[Segment], fmt: str) -> dict:
     """What the parts are computed from (``WorkDir``'s key): input, model, software, options with the
     part format ``fmt``, plan."""
-    import av
-
     from stvsr import __version__
 
     return {"input": input_identity(job.input_path), "model": file_sha256(model.path),
-            "backend": type(backend).__name__, "software": f"stvsr {__version__}, PyAV {av.__version__}, "
-            f"libavcodec {'.'.join(map(str, av.library_versions.get('libavcodec', ())))}",
+            "backend": type(backend).__name__, "software": f"stvsr {__version__}, {library_versions()}",
             "options": {**pixel_options(options, job, long), "part_format": fmt},
             "plan": [[s.out_start, s.out_end, s.first_frame, s.last_frame] for s in segments]}
 
@@ -114,19 +91,6 @@ class RunChecks:
         check_output(self.out.path, self.out.inputs, self.out.overwrite)
 
 
-_TRANSIENT = {errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.ENOMEM, errno.EAGAIN, errno.EINTR, errno.ETIMEDOUT,
-              errno.ECONNRESET, errno.ECONNREFUSED, errno.ENETDOWN, errno.ENETUNREACH, errno.EHOSTUNREACH,
-              errno.ESTALE}
-
-
-def rerun_can_fix(exc: BaseException) -> bool:
-    """A stop the same command can get past: a signal, memory or disk space running out, a lost
-    worker or connection (``exc.resumable``). Not: bad input, a join that cannot work, a bug."""
-    if isinstance(exc, (KeyboardInterrupt, MemoryError)) or cli_signals.active().signal_of(exc) is not None:
-        return True
-    return bool(getattr(exc, "resumable", False)) or (isinstance(exc, OSError) and exc.errno in _TRANSIENT)
-
-
 def note_kept_parts(exc: BaseException, work: WorkDir, segments: list[Segment], out: SafeOutput) -> None:
     """Set ``exc.resume_note`` when a segmented run stopped with finished parts in its work folder:
     ``3 of 8 parts are kept in DIR``, then ``: run the same command again to resume`` only when that
@@ -152,18 +116,20 @@ def check_long_options(long: LongRunOptions) -> None:
     if long.work_dir:
         claim(long.work_dir)
     if long.distributed:
-        from stvsr.runtime.distributed import preflight
+        from stvsr.runtime.jobs.distributed import preflight
 
         preflight(long)
 
 
 def run_video(backend: Backend, model: ModelSource, input_path: str, out: SafeOutput, options: RunOptions,
               long: LongRunOptions, progress_factory: Callable[[int], Callable[[int], None]] | None = None,
-              status: Callable[[str], None] | None = None) -> RunReport:
-    """Run ``input_path`` into ``out``: one pass when it is one segment and nothing asks for parts."""
+              status: Callable[[str], None] | None = None, info: MediaInfo | None = None) -> RunReport:
+    """Run ``input_path`` into ``out``: one pass when it is one segment and nothing asks for parts.
+    ``info``: the input's ``media.probe``, where the caller has it (the CLI probes before the model
+    loads); the file is then not probed again."""
     say = status or (lambda message: None)
     check_long_options(long)
-    job = plan_video(backend, input_path, options, status)
+    job = plan_video(backend, info if info is not None else probe(input_path), options, status)
     segments = job.segments(long.segment_frames)
     if len(segments) <= 1 and not long.distributed and long.work_dir is None and not long.keep_parts:
         return upscale_video(backend, input_path, out, options, progress_factory, status=status, job=job)
@@ -185,7 +151,7 @@ def run_video(backend: Backend, model: ModelSource, input_path: str, out: SafeOu
             say(f"computing {len(segments)} parts, {windows} windows")
         progress = progress_factory(windows) if progress_factory else (lambda k: None)
         if long.distributed:
-            from stvsr.runtime.distributed import run_segments
+            from stvsr.runtime.jobs.distributed import run_segments
 
             run_segments(job, todo, model, options, long, work, progress, say, checks)
         else:

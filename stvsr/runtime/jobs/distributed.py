@@ -33,9 +33,10 @@ from typing import Callable, Iterator
 
 from stvsr import cli_signals
 from stvsr.outfile import deferred_signals
-from stvsr.runtime.pipeline import RunOptions, VideoJob
-from stvsr.runtime.segments import Segment
-from stvsr.runtime.workdir import input_identity, resolved
+from stvsr.runtime.onepass import RunOptions
+from stvsr.runtime.planning.job import VideoJob
+from stvsr.runtime.planning.segments import Segment
+from stvsr.runtime.jobs.workdir import input_identity, resolved
 
 MAX_RETRIES = 1          # a part is tried at most twice when its worker dies
 CONNECT_TIMEOUT = 5.0    # seconds to reach a cluster address (and hear it answer) before giving up
@@ -291,7 +292,7 @@ def segment_task(model, job: VideoJob, segment: Segment, options: RunOptions, pa
                  identity: dict | None = None) -> tuple[int, str, str]:
     """Body of one Ray task: (segment index, part sha256, node name). ``identity``: the input's, as the
     driver planned from it (a replaced input is refused, not mixed in)."""
-    from stvsr.runtime.driver import run_part
+    from stvsr.runtime.jobs.part import run_part
 
     node = socket.gethostname()
     for path, what in ((model.path, "the model"), (job.input_path, "the input")):
@@ -366,7 +367,7 @@ def _run_tasks(ray, job: VideoJob, todo: list[Segment], model, options: RunOptio
                refs: dict) -> None:
     """Size the tasks to the cluster (``--workers`` capped at its GPUs or cores), submit them (each in
     ``refs`` until it is done) and record each part as it arrives."""
-    from stvsr.runtime.driver import rerun_can_fix
+    from stvsr.runtime.jobs.part import rerun_can_fix
 
     gpu = uses_gpu(model)
     unit = "GPU" if gpu else "CPU"

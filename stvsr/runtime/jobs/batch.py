@@ -137,7 +137,7 @@ def make_output_folders(items: Sequence[Item]) -> None:
 
 def _one_line(exc: BaseException) -> str:
     text = " ".join(str(exc).split())
-    note = getattr(exc, "resume_note", None)  # a segmented run's finished parts (stvsr.runtime.driver)
+    note = getattr(exc, "resume_note", None)  # a segmented run's finished parts (stvsr.runtime.jobs.driver)
     tail = f"; {note}" if note else ""
     if isinstance(exc, (RuntimeError, ValueError, OSError)):
         return (text or type(exc).__name__) + tail

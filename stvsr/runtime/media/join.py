@@ -29,36 +29,14 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
+from stvsr.runtime.media.container import container_format, container_options
+
 
 class JoinError(RuntimeError):
     """Parts that cannot be joined by stream copy."""
 
 
-# Containers whose files give back, on reading, the encoder's timestamps (MP4/MOV store decoding and
-# presentation times exactly; Matroska/WebM store presentation times in the milliseconds their output
-# holds too) and every stream field the output itself can hold: parts are written in these directly.
-SAME_CONTAINER_PARTS = (".mp4", ".m4v", ".mov", ".mkv", ".webm")
-PART_CONTAINER = ".nut"   # every other output (MPEG-TS, AVI, ...): parts in NUT, exact timestamps
 IN_BAND_HEADERS = {codec: "dump_extra=freq=keyframe" for codec in ("h264", "hevc", "mpeg4", "mpeg1video", "mpeg2video")}
-
-
-def container_format(name: str) -> str | None:
-    """The muxer for an output name: MP4 for .mp4/.m4v or no suffix, else FFmpeg's guess (as VideoWriter)."""
-    return "mp4" if Path(name).suffix.lower() in ("", ".mp4", ".m4v") else None
-
-
-def container_options(name: str | Path) -> dict[str, str]:
-    """Muxer options for an output name: NUT (the parts' container) keeps negative decoding times as
-    they are, so its presentation times are the encoder's (by default the first part's would shift)."""
-    return {"avoid_negative_ts": "disabled"} if Path(name).suffix.lower() == PART_CONTAINER else {}
-
-
-def part_suffix(output: str | Path) -> str:
-    """The suffix (container) of the parts of a segmented run into ``output``."""
-    suffix = Path(output).suffix.lower()
-    if suffix == "":
-        return ".mp4"
-    return suffix if suffix in SAME_CONTAINER_PARTS else PART_CONTAINER
 
 
 class DecodingTimes:
@@ -148,7 +126,7 @@ def join_parts(parts: Sequence[str], path: str, name: str, frames: int, source: 
     raises ``JoinError`` when the parts do not fit together or do not hold ``frames`` frames."""
     import av
 
-    from stvsr.runtime.passthrough import Passthrough, plan_streams
+    from stvsr.runtime.media.passthrough import Passthrough, plan_streams
 
     if not parts:
         raise JoinError("no parts to join")

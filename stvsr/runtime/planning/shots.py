@@ -27,6 +27,8 @@ import re
 import time
 from typing import Callable, Iterator, Sequence
 
+from stvsr.runtime.media import MediaInfo, VideoError, iter_frames, thumbnails
+
 AUTO, OFF = "auto", "off"
 _DETECT_WIDTH = 256      # PySceneDetect's default effective width for detection
 _CSV_START = "Start Frame"
@@ -36,17 +38,13 @@ class CutsError(ValueError):
     """A scene-cut file or setting that cannot be used (one line)."""
 
 
-def load_spec(spec: str, video: str | os.PathLike | None = None) -> str | list[int]:
-    """``auto``, ``off``, or the cuts read from the file ``spec``, checked against ``video``'s frame
-    count when given (a cut past its end is refused while reading: before any work starts)."""
+def load_spec(spec: str, info: MediaInfo | None = None) -> str | list[int]:
+    """``auto``, ``off``, or the cuts read from the file ``spec``, checked against the frame count of
+    the probed input ``info`` when given (a cut past its end is refused while reading: before any
+    work starts)."""
     if spec in (AUTO, OFF):
         return spec
-    frames = None
-    if video is not None:
-        from stvsr.runtime.video_io import probe
-
-        frames = probe(os.fspath(video)).frames
-    return read_cut_file(spec, frames, video)
+    return read_cut_file(spec, None if info is None else info.frames, None if info is None else info.path)
 
 
 def read_cut_file(path: str | os.PathLike, video_frames: int | None = None,
@@ -212,60 +210,52 @@ class _CutReader:
             raise CutsError(f"--scene-cuts {self.name}: more than {MAX_CUTS} different cuts: not a list for a video")
 
 
-def detect_cuts(path: str | os.PathLike, n_frames: int | None = None) -> list[int]:
-    """Hard cuts in the first ``n_frames`` frames of ``path`` (PySceneDetect ``AdaptiveDetector``).
+def detect_cuts(info: MediaInfo, n_frames: int | None = None) -> list[int]:
+    """Hard cuts in the first ``n_frames`` frames of the probed input ``info`` (PySceneDetect
+    ``AdaptiveDetector``), fed frames the decoder scales to about 256 pixels wide (``media.thumbnails``)
+    through the one frame iterator (``media.iter_frames``, frame and slice threads).
 
     Decoding problems end detection quietly with the cuts found so far: the run's own decoder
     reports them with the frame where they happen."""
     try:
-        import av
         from scenedetect.common import FrameTimecode
         from scenedetect.detectors import AdaptiveDetector
     except ImportError as exc:
         raise CutsError(f"--scene-cuts auto needs PySceneDetect (pip install scenedetect-headless): {exc}; "
                         "or give --scene-cuts off or a file") from None
-    from stvsr.video import open_video
-
-    container, stream = open_video(path)
     detector = AdaptiveDetector()
     cuts: list[int] = []
     index = 0
+    rate = info.fps
+    images = iter_frames(info.path, 0, n_frames, convert=thumbnails(info.width, info.height, _DETECT_WIDTH),
+                         threads="AUTO")
     try:
-        stream.thread_type = "AUTO"
-        rate = stream.average_rate or stream.guessed_rate or 25
-        width, height = stream.codec_context.width, stream.codec_context.height
-        shrink = max(1, width // _DETECT_WIDTH)
-        size = {"width": max(1, width // shrink), "height": max(1, height // shrink)}
-        for frame in container.decode(stream):
-            if n_frames is not None and index >= n_frames:
-                break
-            if (frame.width, frame.height) != (width, height):
-                break
-            image = frame.to_ndarray(format="bgr24", **size)
+        for image in images:
             cuts += [tc.frame_num for tc in detector.process_frame(FrameTimecode(index, rate), image)]
             index += 1
-    except av.error.FFmpegError:
+    except VideoError:
         pass
     finally:
-        container.close()
+        images.close()
     if index:
         cuts += [tc.frame_num for tc in detector.post_process(FrameTimecode(index, rate))]
     return sorted(set(c for c in cuts if 0 < c < index))
 
 
-def resolve_cuts(spec: str | Sequence[int] | None, path: str | os.PathLike, n_frames: int,
-                 video_frames: int | None = None, status: Callable[[str], None] | None = None) -> list[int]:
-    """The cuts of the first ``n_frames`` frames of ``path`` for ``spec``: ``"off"``/None (none),
-    ``"auto"`` (detected), a file name, or cut frame numbers already read (``load_spec``).
+def resolve_cuts(spec: str | Sequence[int] | None, info: MediaInfo, n_frames: int,
+                 status: Callable[[str], None] | None = None) -> list[int]:
+    """The cuts of the first ``n_frames`` frames of the probed input ``info`` for ``spec``: ``"off"``/None
+    (none), ``"auto"`` (detected), a file name, or cut frame numbers already read (``load_spec``).
 
     Cuts past ``n_frames`` are dropped (``--frames``); a cut at or past the end of the whole video
-    (``video_frames``) means the list is for another video and is refused."""
+    means the list is for another video and is refused."""
     say = status or (lambda message: None)
+    path, video_frames = info.path, info.frames
     if spec is None or spec == OFF:
         return []
     if spec == AUTO:
         start = time.perf_counter()
-        cuts = detect_cuts(path, n_frames)
+        cuts = detect_cuts(info, n_frames)
         seconds = time.perf_counter() - start
         say(f"scene cuts: {len(cuts)} found in {seconds:.1f} s ({1000 * seconds / max(1, n_frames):.1f} ms per frame)")
         return cuts

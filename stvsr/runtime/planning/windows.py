@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Iterator, Sequence
 
-from stvsr.export.metadata import ModelMetadata
+from stvsr.metadata import ModelMetadata
 
 
 class PlanError(ValueError):

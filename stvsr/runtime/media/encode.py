@@ -1,116 +1,23 @@
-"""Video in and out with PyAV: decoding, H.264 (or any) encoding, audio/subtitle passthrough,
-colour metadata carried over. The writer encodes into a file it is given (the temporary file of a
+"""Encoding: float RGB frames into a video file (``VideoWriter``), with the output's colour, the source's
+rotation and real timestamps, and the source's audio, subtitles and attachments copied in time
+(``passthrough``). The writer encodes into a file it is given (the temporary file of a
 ``stvsr.outfile.SafeOutput``); every PyAV object of a writer is used by one thread only."""
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
 
-from stvsr.runtime.join import container_format, container_options
-from stvsr.runtime.passthrough import Passthrough, StreamPlan, format_name, plan_streams, refuses
-from stvsr.runtime.stream_meta import (damage_warning, declared_frames, is_variable_rate, presentation_pts,
-                                       scaled_matrix, scan_stream, tail_damage)
-from stvsr.runtime.colour import OutputColour, Picture, merge_params, plan_output, probe_picture
-from stvsr.video import VideoError, open_video
+from stvsr.runtime.media.colour import OutputColour, merge_params, plan_output
+from stvsr.runtime.media.container import (VideoError, check_encoder, container_format, container_options, format_name,
+                                           refuses)
+from stvsr.runtime.media.passthrough import Passthrough, StreamPlan, plan_streams
+from stvsr.runtime.media.probe import MediaInfo
+from stvsr.runtime.media.timing import scaled_matrix
 
-COLOUR_FIELDS = ("color_range", "colorspace", "color_primaries", "color_trc")
-X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow",
-                "placebo")  # libx264 and libx265 know the same names
 HARDWARE_ENCODERS = ("nvenc", "qsv", "vaapi", "amf", "videotoolbox", "v4l2m2m", "mediacodec")
-
-
-@dataclass
-class VideoInfo:
-    path: str
-    width: int
-    height: int
-    fps: Fraction
-    frames: int                     # counted from the demuxed packets
-    colour: dict
-    passthrough: int                # audio + subtitle streams
-    time_base: Fraction | None = None
-    pts: list[int] | None = None    # presentation times of the frames (time_base units, from 0); None: unknown
-    display_matrix: list[int] | None = None  # rotation/flip side data (FFmpeg layout); None: identity
-    start: Fraction = Fraction(0)   # source time (s) of the first presented frame: written at 0, streams shifted alike
-    damage: str | None = None       # one warning line: truncated file or concealed decoding errors
-    picture: Picture | None = None  # pixel format, matrix, range, tags, HDR side data (stvsr.runtime.colour)
-
-    @property
-    def variable_rate(self) -> bool:
-        return is_variable_rate(self.pts, self.time_base, self.fps)
-
-
-def probe(path: str) -> VideoInfo:
-    """Size, frame rate, frame count (by demuxing) and colour of ``path`` (its first frame's pixel
-    format, matrix, range, tags and HDR side data: ``stvsr.runtime.colour.probe_picture``)."""
-    container, stream = open_video(path)
-    try:
-        fps = stream.average_rate or stream.guessed_rate
-        if not fps:
-            raise VideoError(f"{path}: cannot determine the frame rate")
-        cc = stream.codec_context
-        colour = {f: getattr(cc, f, None) for f in COLOUR_FIELDS}
-        width, height = cc.width, cc.height
-        if not width or not height:
-            raise VideoError(f"{path}: the video stream has no frame size")
-        tail: list = []
-        frames, packet_pts, matrix, hidden = scan_stream(container, stream, tail)
-        time_base = stream.time_base
-        declared = declared_frames(stream, float(_start_time(packet_pts, time_base)), hidden)
-        # The last group of pictures is decoded again to see whether the file was cut mid-packet; an
-        # MP4 declares its frames in its index, so only a cut one (fewer packets) needs that decode.
-        if "mp4" not in (container.format.name or "") or (declared or 0) > frames:
-            undecodable, concealed = tail_damage(stream, tail)
-        else:
-            undecodable = concealed = 0
-        others = len(container.streams.audio) + len(container.streams.subtitles)
-    except VideoError:
-        raise
-    except Exception as exc:
-        raise VideoError(f"{path}: cannot read the video ({type(exc).__name__})") from None
-    finally:
-        container.close()
-    damage = damage_warning(path, frames, declared, undecodable, concealed)
-    frames -= min(undecodable, frames)
-    if frames == 0:
-        raise VideoError(f"{path}: the video stream has no frames")
-    pts = presentation_pts(packet_pts)
-    return VideoInfo(path, width, height, Fraction(fps), frames, colour, others,
-                     Fraction(time_base) if time_base else None, pts[:frames] if pts else pts, matrix,
-                     _start_time(packet_pts, time_base), damage, picture=probe_picture(path))
-
-
-def _start_time(packet_pts: list, time_base) -> Fraction:
-    """Seconds of the first presented frame (0 when the packets carry no times)."""
-    known = [p for p in packet_pts if p is not None]
-    return Fraction(min(known)) * Fraction(time_base) if known and time_base else Fraction(0)
-
-
-def check_encoder(codec: str, pix_fmt: str, preset: str | None) -> None:
-    """Refuse an unknown encoder, pixel format or x264/x265 preset with one line, before opening anything
-    (``auto``: chosen later from the input, see ``stvsr.runtime.colour.plan_output``)."""
-    import av
-
-    try:
-        info = av.Codec(codec, "w")
-    except Exception:
-        raise VideoError(f"unknown video encoder {codec!r} (not in this FFmpeg build)") from None
-    if info.type != "video":
-        raise VideoError(f"{codec!r} is not a video encoder")
-    try:
-        if pix_fmt != "auto":
-            av.VideoFormat(pix_fmt)
-    except Exception:
-        raise VideoError(f"unknown pixel format {pix_fmt!r}") from None
-    formats = [f.name for f in (info.video_formats or [])]
-    if formats and pix_fmt != "auto" and pix_fmt not in formats:
-        raise VideoError(f"the {codec} encoder does not take pixel format {pix_fmt} (it takes {', '.join(formats)})")
-    if preset and codec in ("libx264", "libx265") and preset not in X264_PRESETS:
-        raise VideoError(f"unknown {codec} preset {preset!r} (one of {', '.join(X264_PRESETS)})")
 
 
 def _standard_rate_slots(codec: str, fps: Fraction, pts: list[int], time_base: Fraction) -> list[int] | None:
@@ -145,7 +52,7 @@ class VideoWriter:
     Construct, ``write``, ``finish`` and ``close`` from one thread: PyAV objects are not thread-safe.
     """
 
-    def __init__(self, path: str, source: VideoInfo, fps: Fraction, width: int, height: int,
+    def __init__(self, path: str, source: MediaInfo, fps: Fraction, width: int, height: int,
                  codec: str = "libx264", crf: int | None = 18, preset: str | None = "medium",
                  pix_fmt: str = "auto", copy_streams: bool = True,
                  timestamps: tuple[Fraction, list[int]] | None = None, name: str | None = None,
@@ -251,6 +158,8 @@ class VideoWriter:
     def _close_source(self) -> None:
         if self.copied is not None:
             self.copied.close()
+        if self.streams is not None:
+            self.streams.close()  # a plan's source no copy took (the writer failed before it)
 
     def close(self) -> None:
         """Release the file and the source (idempotent); the caller removes an unfinished file."""
