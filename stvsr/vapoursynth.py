@@ -156,7 +156,7 @@ def _to_rgbs(clip: vs.VideoNode) -> vs.VideoNode:
     clip = core.std.ModifyFrame(clip, clip, _tagged)
     if fmt.color_family == vs.GRAY:
         grey = core.resize.Point(clip, format=vs.GRAYS)
-        return core.std.ShufflePlanes([grey] * 3, [0, 0, 0], vs.RGB)
+        return core.std.ShufflePlanes([grey] * 3, [0, 0, 0], vs.RGB).std.SetFrameProps(_Matrix=0)
     return core.resize.Bicubic(clip, format=vs.RGBS)
 
 
