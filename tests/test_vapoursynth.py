@@ -159,6 +159,19 @@ def test_formats_and_properties_round_trip(vs_env, models, lossless_clip):
     assert result["untagged"]["props_out"]["_Matrix"] == 6 and result["untagged"]["props_out"]["_Range"] == 0
 
 
+def test_auto_scene_cuts_from_vapoursynth_frames(vs_env, tmp_path):
+    """scene_cuts="auto" on a clip feeds its frames (RGBS or YUV) to stvsr-run's detector and finds the
+    cut stvsr-run finds in the same video: real footage, carphone then bikes, cut at frame 18."""
+    from stvsr.runtime.media import probe
+    from stvsr.runtime.planning.shots import detect_cuts
+    from tests.test_runtime_shots import _clips, _real_frames, _write_clip
+
+    carphone, bikes, _ = _clips()
+    video = _write_clip(tmp_path / "joined.mp4", _real_frames(carphone, 0, 18, (64, 48)) +
+                        _real_frames(bikes, 0, 8, (64, 48)))
+    assert _side(vs_env, "cuts", video) == {"auto": [18], "yuv": [18]} and detect_cuts(probe(video)) == [18]
+
+
 def test_vspipe_y4m_into_pyav(vs_env, models, lossless_clip, tmp_path):
     """``vspipe -c y4m script.vpy -`` decodes in PyAV to the planned count, size and rate; 4 threads
     (``-r 4``) give the bytes one thread gives."""

@@ -12,7 +12,7 @@ import vapoursynth as vs
 
 from stvsr.runtime.media import FrameDecoder, iter_frames, probe
 from stvsr.runtime.media.colour import OutputColour
-from stvsr.vapoursynth import stvsr
+from stvsr.vapoursynth import clip_cuts, stvsr
 
 core = vs.core
 
@@ -127,5 +127,8 @@ if __name__ == "__main__":
     check, *args = sys.argv[1:]
     if check == "compare":
         print(json.dumps(compare(args[0], args[1], args[2], int(args[3]), args[4] if len(args) > 4 else "")))
+    elif check == "cuts":   # scene_cuts="auto" on a clip: the detector fed VapourSynth's frames
+        print(json.dumps({"auto": clip_cuts(source_clip(args[0]), "auto"),
+                          "yuv": clip_cuts(core.resize.Bicubic(source_clip(args[0]), format=vs.YUV420P8, matrix=1))}))
     elif check == "yuv":
         print(json.dumps(yuv(*args)))
