@@ -227,8 +227,8 @@ class _Producer:
         window = self.job.windows[k]
         image = self._outputs(k, f[1:])[n]
         out = f[0].copy()   # a blank RGBS frame of the output size, with the output rate's duration
-        for p in range(3):
-            np.copyto(np.asarray(out[p]), image[p])
+        for p in range(3):   # clipped to [0, 1] as stvsr-run's writer does, straight into the frame
+            np.clip(image[p], 0.0, 1.0, out=np.asarray(out[p]))
         i, j = divmod(n, self.steps)
         source = f[1 + window.frames.index(i)] if i in window.frames else f[1]   # output n's input frame
         self._carry(out.props, source.props, j)
@@ -259,7 +259,7 @@ class _Producer:
             x = np.stack([pad_frames(np.stack([np.asarray(f[p]) for p in range(3)]), multiple) for f in frames])[None]
             sh, sw = self.job.out_size
             with self.running:
-                outputs = {g: np.clip(image[:, :sh, :sw], 0.0, 1.0, dtype=np.float32)
+                outputs = {g: image[:, :sh, :sw]
                            for g, image in self.compute.run(self.job.windows[k], np.ascontiguousarray(x))}
             with self.guard:
                 self.done[k] = outputs
