@@ -26,15 +26,16 @@ from typing import Callable, Sequence
 import numpy as np
 import vapoursynth as vs
 
-from stvsr.runtime.backends import open_backend
+from stvsr.runtime.backends import BackendError, open_backend, peek_model
 from stvsr.runtime.media.colour import _guess_matrix
 from stvsr.runtime.media.probe import MediaInfo
 from stvsr.runtime.onepass.compute import WindowCompute
 from stvsr.runtime.onepass.flow import flow_provider
 from stvsr.runtime.planning.job import VideoJob, plan_job
-from stvsr.runtime.planning.memory import parse_size
-from stvsr.runtime.planning.shots import _DETECT_WIDTH, AUTO, OFF, detect_cuts_in, read_cut_file
+from stvsr.runtime.planning.memory import MemoryBudgetError, parse_size
+from stvsr.runtime.planning.shots import _DETECT_WIDTH, AUTO, OFF, CutsError, detect_cuts_in, read_cut_file
 from stvsr.runtime.planning.tiling import pad_frames
+from stvsr.runtime.planning.windows import PlanError, check_factor
 
 __all__ = ["stvsr", "clip_cuts"]
 
@@ -84,14 +85,24 @@ def stvsr(clip: vs.VideoNode, model: str, factor: int | None = None, tile: int |
     matrix, rng = _input_colour(first, clip.width, clip.height)
     rgb = _to_rgbs(clip)
 
-    runner = open_backend(model, backend, list(providers) if providers else None, threads)
-    cuts = clip_cuts(clip, scene_cuts, first)
-    fps = Fraction(clip.fps.numerator, clip.fps.denominator) if clip.fps.denominator else Fraction(0)
-    info = MediaInfo("<vapoursynth clip>", clip.width, clip.height, fps, clip.num_frames, {}, 0)
-    job = plan_job(info, runner.metadata, factor, dense, None, getattr(runner, "max_factor", None), cuts)
-    memory = parse_size(max_memory) if isinstance(max_memory, str) else max_memory
-    compute = WindowCompute(runner, job.windows, job.times, tile=tile, tile_overlap=tile_overlap, max_memory=memory,
-                            flows=flow_provider(flow) if runner.metadata.flow_inputs else None)
+    try:
+        peeked = peek_model(model, backend)   # a factor the model cannot make: refused before the clip is read
+        if peeked is not None:
+            check_factor(peeked.metadata, factor, peeked.max_factor)
+        memory = parse_size(max_memory) if isinstance(max_memory, str) else max_memory
+        cuts = clip_cuts(clip, scene_cuts, first)
+        runner = open_backend(model, backend, list(providers) if providers else None, threads)
+        try:
+            fps = Fraction(clip.fps.numerator, clip.fps.denominator) if clip.fps.denominator else Fraction(0)
+            info = MediaInfo("<vapoursynth clip>", clip.width, clip.height, fps, clip.num_frames, {}, 0)
+            job = plan_job(info, runner.metadata, factor, dense, None, getattr(runner, "max_factor", None), cuts)
+            compute = WindowCompute(runner, job.windows, job.times, tile=tile, tile_overlap=tile_overlap,
+                                    max_memory=memory, flows=flow_provider(flow) if runner.metadata.flow_inputs else None)
+        except BaseException:
+            runner.close()
+            raise
+    except (BackendError, PlanError, CutsError, MemoryBudgetError) as exc:
+        raise vs.Error(f"stvsr: {exc}") from None
     out = _Producer(rgb, job, compute, max(1, cache_windows)).clip()
     if rgbs or (fmt.color_family == vs.RGB and fmt.sample_type == vs.FLOAT and fmt.bits_per_sample == 32):
         return out

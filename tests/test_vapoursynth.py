@@ -159,6 +159,12 @@ def test_formats_and_properties_round_trip(vs_env, models, lossless_clip):
     assert result["untagged"]["props_out"]["_Matrix"] == 6 and result["untagged"]["props_out"]["_Range"] == 0
 
 
+def test_bad_arguments_are_one_line(vs_env, models, lossless_clip):
+    said = _side(vs_env, "errors", models["window3"], lossless_clip)
+    assert all(line and line.startswith("stvsr: ") and "\n" not in line for line in said), said
+    assert "no such model file" in said[0] and "--factor must be at least 1" in said[1] and "99" in said[2]
+
+
 def test_auto_scene_cuts_from_vapoursynth_frames(vs_env, tmp_path):
     """scene_cuts="auto" on a clip feeds its frames (RGBS or YUV) to stvsr-run's detector and finds the
     cut stvsr-run finds in the same video: real footage, carphone then bikes, cut at frame 18."""

@@ -130,5 +130,16 @@ if __name__ == "__main__":
     elif check == "cuts":   # scene_cuts="auto" on a clip: the detector fed VapourSynth's frames
         print(json.dumps({"auto": clip_cuts(source_clip(args[0]), "auto"),
                           "yuv": clip_cuts(core.resize.Bicubic(source_clip(args[0]), format=vs.YUV420P8, matrix=1))}))
+    elif check == "errors":   # bad arguments: one vs.Error line starting "stvsr:", before the clip is read
+        clip = source_clip(args[1])
+        said = []
+        for call in (lambda: stvsr(clip, args[0] + ".missing"), lambda: stvsr(clip, args[0], factor=0),
+                     lambda: stvsr(clip, args[0], scene_cuts=[3, 99])):
+            try:
+                call()
+                said.append(None)
+            except vs.Error as exc:
+                said.append(str(exc))
+        print(json.dumps(said))
     elif check == "yuv":
         print(json.dumps(yuv(*args)))
