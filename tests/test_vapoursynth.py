@@ -1,6 +1,6 @@
 """``stvsr.vapoursynth`` for real: VapourSynth R81 (PyPI's wheel, Python >= 3.12) in a runtime-only
-Python 3.12 environment (no torch) that this module builds once and reuses (``~/.cache/stvsr-tests``,
-keyed by its requirements), driven by subprocesses: ``tests/vs_side.py`` and ``vspipe``.
+Python 3.12 environment (no torch) that this module builds once and reuses (``var/stvsr-tests`` in the
+environment running the tests, keyed by its requirements: about a minute to build), driven by subprocesses: ``tests/vs_side.py`` and ``vspipe``.
 
 The test networks (``test_runtime``'s blend nets, exported here) make outputs whose content says
 which time they were rendered for; the reference is ``stvsr-run``'s output (FFV1, 16-bit RGB) of the
@@ -59,7 +59,9 @@ def vs_env():
     if base is None:
         pytest.skip("no Python 3.12 interpreter (PATH, ~/.pyenv/versions/3.12*): VapourSynth's wheel needs >= 3.12")
     key = hashlib.sha256("\n".join([os.path.realpath(base)] + REQUIREMENTS).encode()).hexdigest()[:12]
-    root = Path(os.environ.get("STVSR_TEST_CACHE", os.path.expanduser("~/.cache/stvsr-tests"))) / f"vs312-{key}"
+    # Kept inside the environment running the tests: reused by later runs there, made afresh (once) by
+    # each CI run, whose environment is new and removed at its end (.ci/run). STVSR_TEST_CACHE: elsewhere.
+    root = Path(os.environ.get("STVSR_TEST_CACHE", Path(sys.prefix) / "var" / "stvsr-tests")) / f"vs312-{key}"
     python = root / "venv" / "bin" / "python"
     env = dict(os.environ, PYTHONPATH=str(REPO), XDG_CONFIG_HOME=str(root / "config"))  # vspipe's own config
     env.pop("VIRTUAL_ENV", None)
