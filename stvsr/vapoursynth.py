@@ -71,7 +71,9 @@ def stvsr(clip: vs.VideoNode, model: str, factor: int | None = None, tile: int |
       ``_Transfer`` and the other properties of each output's input frame are carried to it
       (``_DurationNum``/``_DurationDen`` divided by ``factor + 1``; the scene-change flags kept only
       on the outputs at the shot's edges).
-    - ``cache_windows``: finished windows kept (each holds its outputs as float32 RGB at full size).
+    - ``cache_windows``: finished windows kept (each holds its outputs as float32 RGB at full size;
+      ``max_memory`` counts them, so where it picks a tile that tile may differ from ``stvsr-run``'s:
+      give ``tile`` to get the same frames on inputs that large).
 
     The output has ``N + (N - 1) * factor`` frames at ``fps * (factor + 1)``; values are clipped to
     [0, 1] as ``stvsr-run`` writes them.
@@ -97,7 +99,8 @@ def stvsr(clip: vs.VideoNode, model: str, factor: int | None = None, tile: int |
             info = MediaInfo("<vapoursynth clip>", clip.width, clip.height, fps, clip.num_frames, {}, 0)
             job = plan_job(info, runner.metadata, factor, dense, None, getattr(runner, "max_factor", None), cuts)
             compute = WindowCompute(runner, job.windows, job.times, tile=tile, tile_overlap=tile_overlap,
-                                    max_memory=memory, flows=flow_provider(flow) if runner.metadata.flow_inputs else None)
+                                    max_memory=memory, flows=flow_provider(flow) if runner.metadata.flow_inputs else None,
+                                    held_frames=max(1, cache_windows) * job.outputs)   # the cache, in the budget
         except BaseException:
             runner.close()
             raise
