@@ -161,6 +161,14 @@ def test_formats_and_properties_round_trip(vs_env, models, lossless_clip):
     assert result["untagged"]["props_out"]["_Matrix"] == 6 and result["untagged"]["props_out"]["_Range"] == 0
 
 
+def test_each_window_is_computed_once_from_many_threads(vs_env, models, lossless_clip):
+    """Every output frame asked at once, in a shuffled order, on 8 VapourSynth threads: each window of the
+    plan runs once (its lock keeps the other threads of its outputs waiting for its result)."""
+    result = _side(vs_env, "once", models["window4"], lossless_clip)
+    assert result["frames"] == FRAMES + (FRAMES - 1) * 3
+    assert result["runs"] == result["windows"] >= 3
+
+
 def test_bad_arguments_are_one_line(vs_env, models, lossless_clip):
     said = _side(vs_env, "errors", models["window3"], lossless_clip)
     assert all(line and line.startswith("stvsr: ") and "\n" not in line for line in said), said

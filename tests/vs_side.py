@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import random
 import sys
+import time
 
 import numpy as np
 import vapoursynth as vs
@@ -130,6 +131,24 @@ if __name__ == "__main__":
     elif check == "cuts":   # scene_cuts="auto" on a clip: the detector fed VapourSynth's frames
         print(json.dumps({"auto": clip_cuts(source_clip(args[0]), "auto"),
                           "yuv": clip_cuts(core.resize.Bicubic(source_clip(args[0]), format=vs.YUV420P8, matrix=1))}))
+    elif check == "once":   # every frame asked at once, shuffled, from 8 threads: each window computed once
+        from stvsr.runtime.onepass.compute import WindowCompute
+
+        starts, run = [], WindowCompute.run
+
+        def slow_run(self, window, frames):   # a network that takes a while: other threads ask meanwhile
+            starts.append(window.start)
+            time.sleep(0.2)
+            return run(self, window, frames)
+
+        WindowCompute.run = slow_run
+        core.num_threads = 8
+        out = stvsr(source_clip(args[1]), args[0], factor=3, scene_cuts="off", cache_windows=64)
+        order = list(range(out.num_frames))
+        random.Random(1).shuffle(order)
+        for future in [out.get_frame_async(n) for n in order]:
+            future.result()
+        print(json.dumps({"frames": out.num_frames, "runs": len(starts), "windows": len(set(starts))}))
     elif check == "errors":   # bad arguments: one vs.Error line starting "stvsr:", before the clip is read
         clip = source_clip(args[1])
         said = []
