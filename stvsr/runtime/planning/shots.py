@@ -25,7 +25,10 @@ import csv
 import os
 import re
 import time
-from typing import Callable, Iterator, Sequence
+from fractions import Fraction
+from typing import Callable, Iterable, Iterator, Sequence
+
+import numpy as np
 
 from stvsr.runtime.media import MediaInfo, VideoError, iter_frames, thumbnails
 
@@ -217,6 +220,19 @@ def detect_cuts(info: MediaInfo, n_frames: int | None = None) -> list[int]:
 
     Decoding problems end detection quietly with the cuts found so far: the run's own decoder
     reports them with the frame where they happen."""
+    images = iter_frames(info.path, 0, n_frames, convert=thumbnails(info.width, info.height, _DETECT_WIDTH),
+                         threads="AUTO")
+    try:
+        return detect_cuts_in(images, info.fps)
+    finally:
+        images.close()
+
+
+def detect_cuts_in(images: Iterable[np.ndarray], rate: Fraction) -> list[int]:
+    """Hard cuts among ``images`` (uint8 BGR ``[h, w, 3]`` about 256 pixels wide, in order; ``rate``:
+    frames per second) by PySceneDetect's ``AdaptiveDetector``: the detector of ``detect_cuts``, for
+    callers with frames of their own (a VapourSynth clip). A ``VideoError`` from ``images`` ends
+    detection quietly with the cuts found so far."""
     try:
         from scenedetect.common import FrameTimecode
         from scenedetect.detectors import AdaptiveDetector
@@ -226,17 +242,12 @@ def detect_cuts(info: MediaInfo, n_frames: int | None = None) -> list[int]:
     detector = AdaptiveDetector()
     cuts: list[int] = []
     index = 0
-    rate = info.fps
-    images = iter_frames(info.path, 0, n_frames, convert=thumbnails(info.width, info.height, _DETECT_WIDTH),
-                         threads="AUTO")
     try:
         for image in images:
             cuts += [tc.frame_num for tc in detector.process_frame(FrameTimecode(index, rate), image)]
             index += 1
     except VideoError:
         pass
-    finally:
-        images.close()
     if index:
         cuts += [tc.frame_num for tc in detector.post_process(FrameTimecode(index, rate))]
     return sorted(set(c for c in cuts if 0 < c < index))
