@@ -12,7 +12,8 @@ from stvsr.cli_common import version_option
 
 
 # Documented in README (stvsr-run): 0, 1, 2, and 128+N for signal N (130 SIGINT, 143 SIGTERM); stvsr.cli_signals.
-EXIT_ERROR, EXIT_USAGE, EXIT_SIGINT, EXIT_SIGTERM = 1, 2, 130, 143
+# 141 (128+SIGPIPE) also when the reader of standard output closed it (-o -).
+EXIT_ERROR, EXIT_USAGE, EXIT_SIGINT, EXIT_SIGTERM, EXIT_PIPE = 1, 2, 130, 143, 141
 
 
 def _fail(message: str, code: int = EXIT_ERROR) -> None:
@@ -119,11 +120,17 @@ def default_output(input_path: str) -> str:
 @click.option("--ray", "ray_address", is_flag=False, flag_value="local", default=None, metavar="[ADDRESS]",
               help="Run segments as Ray tasks: local (start Ray here), auto, HOST:PORT or ray://HOST:PORT "
                    "(a cluster whose nodes all see MODEL, INPUT and the work folder at the same paths).")
+@click.option("--input-format", type=click.Choice(["y4m", "nut", "matroska"]), default="y4m", show_default=True,
+              help="The format of standard input (INPUT -).")
+@click.option("--output-format", type=click.Choice(["y4m", "nut", "matroska"]), default="y4m", show_default=True,
+              help="The format of standard output (-o -): y4m and nut hold raw video, matroska lossless FFV1 "
+                   "(--codec chooses another for nut and matroska), in the input's chroma layout and bit depth "
+                   "(y4m above 8 bits is FFmpeg's extension: ffmpeg reads it with -strict -1 only when writing y4m).")
 @click.option("--verbose", is_flag=True, help="Also show Ray's own log lines (kept off the terminal by default).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar or summary.")
 def main(model, inputs, output, overwrite, factor, backend, providers, threads, tile, tile_overlap, max_memory, codec, crf, preset, pix_fmt,
          flow, dense_windows, max_frames, no_audio, quiet, segment_frames, work_dir, keep_parts, workers, ray_address, scene_cuts,
-         verbose):
+         verbose, input_format, output_format):
     """Super-resolve INPUT in space (x4) and time with MODEL (.onnx from stvsr-export, or a TensorRT .plan).
     Several inputs, or a folder of videos, are run one after another with the model loaded once.
 
@@ -133,6 +140,13 @@ def main(model, inputs, output, overwrite, factor, backend, providers, threads, 
       stvsr-run stvun-fp16.onnx clip.mp4 --factor 3 -o clip_x4_120fps.mp4
       stvsr-run zsm-fp16.plan clip.mp4 --tile 256
       stvsr-run zsm.onnx episodes/ -o upscaled/
+      ffmpeg -i in.mkv -f yuv4mpegpipe - | stvsr-run zsm.onnx - -o - --output-format nut | ffmpeg -i - -c:v libx265 out.mkv
+
+    \b
+    Pipes: INPUT - reads standard input, -o - writes standard output (video only, constant rate; the frames
+    equal a file run's). Scene cuts on standard input: off unless --scene-cuts FILE (auto needs a file).
+    Exit codes: 0 written, 1 error (one line on stderr), 2 usage error, 128+N stopped by signal N
+    (130 Ctrl-C, 143 SIGTERM), 141 the reader of standard output closed it (or SIGPIPE).
     """
     guard = cli_signals.active()  # SIGINT, SIGTERM, SIGHUP, ... raise here: the clean-up of Ctrl-C runs for all
     bar = None
@@ -168,6 +182,17 @@ def main(model, inputs, output, overwrite, factor, backend, providers, threads, 
                    disable=None)
         return bar.update
 
+    def stream_progress():
+        """Frames written and their rate (a pipe's frame count is known only at its end)."""
+        nonlocal bar
+        if quiet:
+            return lambda k: None
+        from tqdm import tqdm
+
+        bar = tqdm(total=None, unit="frame", desc="stvsr-run", dynamic_ncols=True, file=sys.stderr, smoothing=0,
+                   disable=None)
+        return bar.update
+
     try:  # everything from here on, imports included, ends in one line and a documented exit code
         from stvsr.outfile import SafeOutput
         from stvsr.runtime.backends import open_backend
@@ -175,7 +200,7 @@ def main(model, inputs, output, overwrite, factor, backend, providers, threads, 
         from stvsr.runtime.onepass import RunOptions
         from stvsr.runtime.jobs.batch import BatchError, is_batch, plan_batch, run_batch
         from stvsr.runtime.planning.shots import load_spec
-        from stvsr.runtime.media import check_encoder
+        from stvsr.runtime.media import PIPE, check_encoder
 
         opts = RunOptions(factor=factor, tile=tile, tile_overlap=tile_overlap, codec=codec, crf=crf, preset=preset,
                           pix_fmt=pix_fmt, flow=flow, dense=dense_windows, max_frames=max_frames,
@@ -201,6 +226,10 @@ def main(model, inputs, output, overwrite, factor, backend, providers, threads, 
                     _say("the input has a variable frame rate: its real timestamps were kept (new frames at the "
                          f"fractions of each real gap; {float(report.fps_out):.3f} fps is the average)")
 
+        if PIPE in inputs or output_dir == PIPE:
+            _run_piped(guard, model, inputs, output_dir, overwrite, opts, source, scene_cuts, no_audio, quiet,
+                       input_format, output_format, status, end_bar, stream_progress)
+            return
         if is_batch(inputs, output_dir):  # several videos: each one as a single input would run, one model load
             items = plan_batch(inputs, output_dir, default_output)  # refused before the model loads
             if len(items) > 1 and (work_dir or cut_file):
@@ -249,11 +278,90 @@ def main(model, inputs, output, overwrite, factor, backend, providers, threads, 
         if signum is not None:
             guard.interrupted(signum, note)  # "... after OUTPUT was completely written" if the rename was done
         tail = f"; {note}" if note else ""
+        if isinstance(exc, BrokenPipeError):  # the reader of standard output closed it (stream.OutputClosedError)
+            _fail(" ".join(str(exc).split()) or "standard output was closed", EXIT_PIPE)
         if isinstance(exc, (RuntimeError, ValueError, OSError)):  # BackendError, MetadataError, VideoError, ...
             _fail((" ".join(str(exc).split()) or type(exc).__name__) + tail)
         _fail(f"unexpected {type(exc).__name__}: {' '.join(str(exc).split())[:300]}{tail}")  # never a traceback
     finally:
         end_bar()
+
+
+def _explicit(name: str) -> bool:
+    """True when option ``name`` was given on the command line (not its default)."""
+    from click.core import ParameterSource
+
+    return click.get_current_context().get_parameter_source(name) not in (ParameterSource.DEFAULT, None)
+
+
+def _run_piped(guard, model, inputs, output, overwrite, opts, source, scene_cuts, no_audio, quiet, input_format,
+               output_format, status, end_bar, progress_factory) -> None:
+    """A run whose input or output is a pipe (``-``): refusals in one line (exit 2) for what a stream read
+    or written once cannot do, then ``onepass.stream.upscale_stream``."""
+    from stvsr.outfile import SafeOutput
+    from stvsr.runtime.backends import open_backend
+    from stvsr.runtime.media import OUTPUT_FORMATS, PIPE, check_encoder
+    from stvsr.runtime.onepass.stream import StreamSink, open_source, upscale_stream
+    from stvsr.runtime.planning.shots import load_spec, resolve_cuts
+
+    stdin, stdout = inputs[0] == PIPE, output == PIPE
+    if len(inputs) > 1:
+        _fail("standard input (-) is one input: give it alone", EXIT_USAGE)
+    if output is None:
+        _fail("reading standard input needs -o: a file, or - for standard output", EXIT_USAGE)
+    for name, given in (("--work-dir", _explicit("work_dir")), ("--workers", _explicit("workers")),
+                        ("--ray", _explicit("ray_address")), ("--segment-frames", _explicit("segment_frames")),
+                        ("--keep-parts", _explicit("keep_parts"))):
+        if given:
+            _fail(f"{name} is for files: a pipe is read or written once, in one pass (no segments, parts or Ray)",
+                  EXIT_USAGE)
+    if stdin and scene_cuts == "auto" and _explicit("scene_cuts"):
+        _fail("--scene-cuts auto needs a file: standard input is read once (give --scene-cuts FILE or off, or save "
+              "the stream to a file)", EXIT_USAGE)
+    if _explicit("input_format") and not stdin:
+        _fail("--input-format is for standard input (INPUT -)", EXIT_USAGE)
+    if _explicit("output_format") and not stdout:
+        _fail("--output-format is for standard output (-o -)", EXIT_USAGE)
+    if stdin and sys.stdin.isatty():
+        _fail("standard input is a terminal: pipe a video into it (e.g. ffmpeg -i in.mkv -f yuv4mpegpipe - | "
+              "stvsr-run MODEL - -o out.mkv)", EXIT_USAGE)
+    if stdout and sys.stdout.isatty():
+        _fail("standard output is a terminal: pipe it into a program or redirect it to a file", EXIT_USAGE)
+    codec = opts.codec
+    if stdout:
+        muxer, codec = OUTPUT_FORMATS[output_format][0], (opts.codec if _explicit("codec") else
+                                                           OUTPUT_FORMATS[output_format][1])
+        if output_format == "y4m" and codec != "rawvideo":
+            _fail("y4m holds raw video only: leave --codec out, or use --output-format nut or matroska", EXIT_USAGE)
+        sink = StreamSink("standard output", codec, muxer)
+    else:
+        target = SafeOutput(output, [model] + ([] if stdin else [inputs[0]]), overwrite)
+        guard.watch(target.path)
+        sink = StreamSink(str(target.path), codec, None, target)
+    check_encoder(codec, opts.pix_fmt, opts.preset)
+    _check_model(model, source.backend, opts.factor)
+    stream = open_source(inputs[0], input_format)   # garbage on standard input is refused here
+    spec = "off" if stdin and scene_cuts == "auto" else scene_cuts
+    cuts = load_spec(spec, None if stdin else stream.info)
+    if not isinstance(cuts, list):                   # auto (a file: a detection pass of its own) or off
+        cuts = resolve_cuts(cuts, stream.info, stream.info.frames if opts.max_frames is None
+                            else min(stream.info.frames, opts.max_frames), status)
+    if stream.info.passthrough and not no_audio:
+        status(f"note: {stream.info.path} has {stream.info.passthrough} audio/subtitle stream(s): "
+               f"{'standard output' if stdout else output} gets the video only (mux them in afterwards, e.g. "
+               "ffmpeg -i VIDEO -i SOURCE -map 0:v -map 1:a? -map 1:s? -c copy OUT.mkv)")
+    elif stdin and input_format == "y4m" and not stdout and not no_audio:
+        status(f"note: y4m carries no audio: {output} gets the video only (mux the audio in afterwards, e.g. "
+               "ffmpeg -i VIDEO -i SOURCE -map 0:v -map 1:a -c copy OUT.mkv)")
+    status(f"loading model {model}")
+    with open_backend(model, source.backend, list(source.providers), source.threads) as runner:
+        report = upscale_stream(runner, stream, sink, opts, cuts, progress_factory(), status)
+    end_bar()
+    if not quiet:
+        _say(f"wrote {report.output_frames} frames ({report.input_frames} in, factor {report.factor}) to "
+             f"{report.output}, {report.size_out[0]}x{report.size_out[1]} at {float(report.fps_out):.3f} fps in "
+             f"{report.seconds:.1f} s ({report.output_frames / report.seconds:.3g} frames/s)"
+             f"{'' if spec == 'off' else f', {report.cuts} scene cut' + 's' * (report.cuts != 1)}")
 
 
 if __name__ == "__main__":
