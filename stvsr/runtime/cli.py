@@ -329,6 +329,11 @@ def _run_piped(guard, model, inputs, output, overwrite, opts, source, scene_cuts
         _fail("standard output is a terminal: pipe it into a program or redirect it to a file", EXIT_USAGE)
     codec = opts.codec
     if stdout:
+        import signal
+
+        # A closed standard output then comes as EPIPE to the writer, which says how many frames were written
+        # (exit 141, as for the signal).
+        signal.signal(signal.SIGPIPE, signal.SIG_IGN)
         muxer, codec = OUTPUT_FORMATS[output_format][0], (opts.codec if _explicit("codec") else
                                                            OUTPUT_FORMATS[output_format][1])
         if output_format == "y4m" and codec != "rawvideo":

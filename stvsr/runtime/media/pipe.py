@@ -48,7 +48,7 @@ class _CountingReader:
         self._held = 0
 
     def read(self, size: int = -1) -> bytes:
-        data = self.raw.read(size)
+        data = self.raw.read1(size) if hasattr(self.raw, "read1") else self.raw.read(size)  # what has come
         self.read_bytes += len(data)
         self._chunks.append(data)
         self._held += len(data)
@@ -147,8 +147,8 @@ class StreamInput:
         head = tail[:-size] if len(tail) > size else b""   # ... FRAME[ params]\n before the last frame's bytes
         header = head.rfind(_FRAME_HEADER)
         if header < 0 or not head.endswith(b"\n") or b"\n" in head[header:-1]:
-            raise VideoError(f"{self.name}: the stream ends in the middle of frame {self.decoded} "
-                             f"(after {self.decoded} whole frames of {size} bytes): truncated input")
+            raise VideoError(f"{self.name}: the stream ends in the middle of frame {self.decoded} (counted from 0; "
+                             f"{self.decoded} whole frames of {size} bytes came before it): truncated input")
 
     def _ended_early(self) -> str:
         if self.format == "yuv4mpegpipe" and self._reader.read_bytes:
