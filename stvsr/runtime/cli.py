@@ -170,7 +170,9 @@ def main(model, inputs, output, overwrite, factor, backend, providers, threads, 
             bar.close()
             bar = None
 
-    def progress_factory(windows: int):
+    def progress_factory(windows: int | None):
+        """A bar of ``windows``; None: of output frames without a total (a pipe's count comes at its end),
+        so it shows the frames done and their rate."""
         nonlocal bar
         if quiet:
             return lambda k: None
@@ -178,19 +180,8 @@ def main(model, inputs, output, overwrite, factor, backend, providers, threads, 
 
         # smoothing=0: the ETA is the average time per window so far (the first window includes warm-up);
         # disable=None: no bar at all when stderr is not a terminal (a log file gets the messages only)
-        bar = tqdm(total=windows, unit="window", desc="stvsr-run", dynamic_ncols=True, file=sys.stderr, smoothing=0,
-                   disable=None)
-        return bar.update
-
-    def stream_progress():
-        """Frames written and their rate (a pipe's frame count is known only at its end)."""
-        nonlocal bar
-        if quiet:
-            return lambda k: None
-        from tqdm import tqdm
-
-        bar = tqdm(total=None, unit="frame", desc="stvsr-run", dynamic_ncols=True, file=sys.stderr, smoothing=0,
-                   disable=None)
+        bar = tqdm(total=windows, unit="window" if windows is not None else "frame", desc="stvsr-run",
+                   dynamic_ncols=True, file=sys.stderr, smoothing=0, disable=None)
         return bar.update
 
     try:  # everything from here on, imports included, ends in one line and a documented exit code
@@ -228,7 +219,7 @@ def main(model, inputs, output, overwrite, factor, backend, providers, threads, 
 
         if PIPE in inputs or output_dir == PIPE:
             _run_piped(guard, model, inputs, output_dir, overwrite, opts, source, scene_cuts, no_audio, quiet,
-                       input_format, output_format, status, end_bar, stream_progress)
+                       input_format, output_format, status, end_bar, progress_factory)
             return
         if is_batch(inputs, output_dir):  # several videos: each one as a single input would run, one model load
             items = plan_batch(inputs, output_dir, default_output)  # refused before the model loads
@@ -360,7 +351,7 @@ def _run_piped(guard, model, inputs, output, overwrite, opts, source, scene_cuts
                "ffmpeg -i VIDEO -i SOURCE -map 0:v -map 1:a -c copy OUT.mkv)")
     status(f"loading model {model}")
     with open_backend(model, source.backend, list(source.providers), source.threads) as runner:
-        report = upscale_stream(runner, stream, sink, opts, cuts, progress_factory(), status)
+        report = upscale_stream(runner, stream, sink, opts, cuts, progress_factory(None), status)
     end_bar()
     if not quiet:
         _say(f"wrote {report.output_frames} frames ({report.input_frames} in, factor {report.factor}) to "

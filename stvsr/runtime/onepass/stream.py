@@ -29,12 +29,9 @@ from stvsr.runtime.media import FrameDecoder, MediaInfo, StreamInput, VideoWrite
 from stvsr.runtime.onepass.compute import WindowCompute
 from stvsr.runtime.onepass.flow import flow_provider
 from stvsr.runtime.onepass.pipeline import RunOptions, RunReport
-from stvsr.runtime.onepass.threads import DONE, Failure, _get, _join_quietly, _put, _stop_reason
+from stvsr.runtime.onepass.threads import DONE, END, Failure, _get, _join_quietly, _put, _stop_reason, _writer
 from stvsr.runtime.planning.stream import StreamPlan
 from stvsr.runtime.planning.tiling import pad_frames
-
-_END = object()
-
 
 class OutputClosedError(BrokenPipeError):
     """The reader of standard output closed it before the end (``| head -c 100``)."""
@@ -80,44 +77,6 @@ def _reader(source: StreamSource, limit: int | None, multiple: int, out: queue.Q
         _put(out, Failure(exc), stop)
 
 
-def _writer(open_writer: Callable[[], VideoWriter], size: tuple[int, int], inp: queue.Queue, stop: threading.Event,
-            ready: threading.Event, finished: threading.Event, errors: list, written: list) -> None:
-    """Open the encoder, write the outputs in order until told the total, finish: PyAV in this thread."""
-    h, w = size
-    pending: dict[int, np.ndarray] = {}
-    writer, total = None, None
-    try:
-        writer = open_writer()
-        ready.set()
-        while total is None or written[0] < total:
-            if stop.is_set():
-                return
-            try:
-                g, frame = inp.get(timeout=0.1)
-            except queue.Empty:
-                continue
-            if g is _END:
-                total = frame
-                continue
-            pending[g] = frame
-            while written[0] in pending and not stop.is_set():
-                writer.write(np.clip(pending.pop(written[0])[:, :h, :w], 0.0, 1.0, dtype=np.float32))
-                written[0] += 1
-        if writer.finish(stop):
-            finished.set()
-    except BrokenPipeError:
-        errors.append(OutputClosedError(f"the reader of standard output closed it after {written[0]} frames "
-                                        "(its output is incomplete)"))
-        stop.set()
-    except BaseException as exc:
-        errors.append(exc)
-        stop.set()
-    finally:
-        if writer is not None:
-            writer.close()
-        ready.set()
-
-
 def upscale_stream(backend: Backend, source: StreamSource, sink: StreamSink, options: RunOptions,
                    cuts: Sequence[int] = (), progress: Callable[[int], None] | None = None,
                    status: Callable[[str], None] | None = None) -> RunReport:
@@ -140,17 +99,27 @@ def upscale_stream(backend: Backend, source: StreamSource, sink: StreamSink, opt
     frames_q: queue.Queue = queue.Queue(maxsize=meta.window + 4)
     outputs_q: queue.Queue = queue.Queue(maxsize=max(8, 2 * len(meta.output_positions) + 8))
     errors: list[BaseException] = []
-    written = [0]
     path = sink.file.create() if sink.file is not None else "pipe:1"
+    opened: list[VideoWriter] = []
 
     def open_writer() -> VideoWriter:
-        return VideoWriter(path, info, fps_out, out_size[1], out_size[0], sink.codec, opts.crf, opts.preset,
-                           opts.pix_fmt, False, None, name=sink.name, colour=picture, muxer=sink.muxer)
+        opened.append(VideoWriter(path, info, fps_out, out_size[1], out_size[0], sink.codec, opts.crf, opts.preset,
+                                  opts.pix_fmt, False, None, name=sink.name, colour=picture, muxer=sink.muxer))
+        return opened[0]
+
+    def stopped() -> BaseException:
+        """Why the run stopped; a closed standard output said with the frames it got."""
+        if errors and isinstance(errors[0], BrokenPipeError) and sink.file is None:
+            while writer.is_alive():
+                writer.join(0.1)
+            return OutputClosedError(f"the reader of standard output closed it after {opened[0].count if opened else 0} "
+                                     "frames (what it got is incomplete)")
+        return _stop_reason(errors)
 
     reader = threading.Thread(target=_reader, args=(source, opts.max_frames, meta.size_multiple, frames_q, stop),
                               name="stvsr-reader", daemon=True)
-    writer = threading.Thread(target=_writer, args=(open_writer, out_size, outputs_q, stop, ready, finished, errors,
-                                                    written), name="stvsr-writer", daemon=True)
+    writer = threading.Thread(target=_writer, args=(open_writer, None, out_size, outputs_q, stop, ready, finished,
+                                                    errors), name="stvsr-writer", daemon=True)
     start = time.perf_counter()
     windows: list = []
     flows = flow_provider(opts.flow) if meta.flow_inputs else None
@@ -159,7 +128,7 @@ def upscale_stream(backend: Backend, source: StreamSource, sink: StreamSink, opt
         while not ready.wait(0.1):  # the encoder opens (or fails) before any frame is read
             pass
         if errors:
-            raise errors[0]
+            raise stopped()
         reader.start()
         compute = WindowCompute(backend, windows, planner.times, tile=opts.tile, tile_overlap=opts.tile_overlap,
                                 max_memory=opts.max_memory, flows=flows, held_frames=outputs_q.maxsize, say=say)
@@ -169,7 +138,7 @@ def upscale_stream(backend: Backend, source: StreamSource, sink: StreamSink, opt
         def emit(outputs: list[tuple[int, np.ndarray]]) -> None:
             for g, frame in outputs:
                 if not _put(outputs_q, (g, frame), stop):
-                    raise _stop_reason(errors)
+                    raise stopped()
             progress(len(outputs))
 
         arrived, ended = 0, False
@@ -195,19 +164,23 @@ def upscale_stream(backend: Backend, source: StreamSource, sink: StreamSink, opt
             for index in [i for i in cache if i < planner.needed_from()]:  # no later window reads them
                 del cache[index]
             if errors:
-                raise errors[0]
+                raise stopped()
         while in_flight:
             emit(compute.collect(in_flight.popleft()))
-        if not _put(outputs_q, (_END, planner.total), stop):
-            raise _stop_reason(errors)
+        if not _put(outputs_q, (END, planner.total), stop):
+            raise stopped()
         while writer.is_alive():
             writer.join(0.1)
         if errors:
-            raise errors[0]
+            raise stopped()
         if not finished.is_set():
             raise RuntimeError("the encoder stopped before the end of the video")
         if sink.file is not None:
             sink.file.commit()
+    except BrokenPipeError as exc:  # from any wait on the writer: said with the frames standard output got
+        if isinstance(exc, OutputClosedError) or sink.file is not None:
+            raise
+        raise stopped() from None
     finally:
         stop.set()
         # a writer blocked on a stalled reader of standard output is not waited for long (a daemon thread)
