@@ -179,29 +179,36 @@ def test_truncated_and_garbage_input_and_refused_options(times_model, clip):
         _one_error_line(r.stderr.decode(), text)
 
 
-def test_stalled_input_still_stops_on_sigterm(times_model, clip):
-    """Standard input stops in the middle of a frame and stays open: SIGTERM still ends the run at once."""
+@pytest.mark.parametrize("stall", ["input", "output"])
+def test_a_stalled_pipe_still_stops_on_sigterm(times_model, clip, stall):
+    """Standard input stops in the middle of a frame and stays open, or standard output is never read:
+    SIGTERM still ends the run at once, with one line."""
+    import threading
+
     whole = subprocess.run(_producer(clip), capture_output=True, check=True).stdout
     p = subprocess.Popen(_run(times_model, "-", "-o", "-"), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                          stderr=subprocess.PIPE)
-    p.stdin.write(whole[:len(whole) // 2])
-    p.stdin.flush()
-    import threading
-
     killer = threading.Timer(90, p.kill)  # a run that never gets to its frames must not hang the test
     killer.start()
+    p.stdin.write(whole[:len(whole) // 2] if stall == "input" else whole)
+    p.stdin.flush()
+    if stall == "output":
+        p.stdin.close()
     seen = b""
-    while b"decoding" not in seen:  # the model is loaded and the run waits for the rest of its input
+    while b"decoding" not in seen:  # the model is loaded and the run waits for its input, or its reader
         line = p.stderr.readline()
         assert line, seen
         seen += line
-    time.sleep(1)
+    time.sleep(1.5)
+    start = time.monotonic()
     p.send_signal(signal.SIGTERM)
-    _, err = p.communicate(timeout=30)
-    assert p.returncode == 143, err.decode()
+    err = p.stderr.read()
+    p.wait(timeout=30)
     killer.cancel()
+    assert p.returncode == 143 and time.monotonic() - start < 15, err.decode()
     _one_error_line((seen + err).decode(), "terminated")
-    p.stdin.close()
+    if stall == "output":
+        assert "incomplete" in err.decode()
 
 
 def _ffmpeg() -> str | None:

@@ -325,6 +325,7 @@ def _run_piped(guard, model, inputs, output, overwrite, opts, source, scene_cuts
         # A closed standard output then comes as EPIPE to the writer, which says how many frames were written
         # (exit 141, as for the signal).
         signal.signal(signal.SIGPIPE, signal.SIG_IGN)
+        guard.nothing_written = "what standard output got is incomplete"  # the end of a line for a signal
         muxer, codec = OUTPUT_FORMATS[output_format][0], (opts.codec if _explicit("codec") else
                                                            OUTPUT_FORMATS[output_format][1])
         if output_format == "y4m" and codec != "rawvideo":
