@@ -236,3 +236,12 @@ def test_ffmpeg_recipe(times_model, clip, tmp_path):
     assert p2.returncode == 0 and p3.wait(timeout=120) == 0 and p1.wait(timeout=60) == 0, err
     got, fmt = _planes(out)
     assert fmt == "yuv420p" and len(got) == len(want) and all(np.array_equal(a, b) for a, b in zip(got, want))
+
+
+def test_rgb_input_into_y4m_becomes_444_yuv(times_model, clip):
+    """y4m holds no RGB: an RGB NUT stream comes out as 8-bit 4:4:4 YUV, said in one colour line."""
+    out, err, code = _piped(_producer(clip, "nut", "rgb24"), _run(times_model, "-", "-o", "-", "--input-format", "nut"))
+    assert code == 0, err
+    got, fmt = _planes(out, "yuv4mpegpipe")
+    assert fmt == "yuv444p" and len(got) == 2 * FRAMES - 1
+    assert sum(line.startswith("stvsr-run: colour: y4m holds no rgb24") for line in err.splitlines()) == 1

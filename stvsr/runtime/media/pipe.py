@@ -29,6 +29,22 @@ OUTPUT_FORMATS = {"y4m": ("yuv4mpegpipe", "rawvideo"), "nut": ("nut", "rawvideo"
 _FRAME_HEADER = b"FRAME"
 
 
+# What FFmpeg's y4m muxer writes: YUV and gray layouts (above 8 bits its own extension, ``-strict -1``)
+Y4M_PIX_FMTS = frozenset({"gray", "gray9le", "gray10le", "gray12le", "gray16le", "yuv411p", "yuv420p", "yuv422p",
+                          "yuv444p", "yuva444p"} | {f"yuv{c}p{b}le" for c in ("420", "422", "444") for b in (9, 10, 12, 14, 16)})
+
+
+def y4m_pix_fmt(pix_fmt: str) -> str | None:
+    """The 4:4:4 YUV format of ``pix_fmt``'s depth for y4m, which does not hold ``pix_fmt`` (RGB); None
+    when it does."""
+    import av
+
+    if pix_fmt in Y4M_PIX_FMTS:
+        return None
+    bits = max(c.bits for c in av.VideoFormat(pix_fmt).components)
+    return "yuv444p" if bits <= 8 else next(f"yuv444p{b}le" for b in (10, 12, 16) if bits <= b or b == 16)
+
+
 def is_pipe(name: str | None) -> bool:
     return name == PIPE
 

@@ -26,6 +26,7 @@ import numpy as np
 from stvsr.outfile import SafeOutput
 from stvsr.runtime.backends.base import Backend
 from stvsr.runtime.media import FrameDecoder, MediaInfo, StreamInput, VideoWriter, is_pipe, iter_frames, plan_output, probe
+from stvsr.runtime.media.pipe import y4m_pix_fmt
 from stvsr.runtime.onepass.compute import WindowCompute
 from stvsr.runtime.onepass.flow import flow_provider
 from stvsr.runtime.onepass.pipeline import RunOptions, RunReport
@@ -88,6 +89,11 @@ def upscale_stream(backend: Backend, source: StreamSource, sink: StreamSink, opt
     out_size = (info.height * meta.scale, info.width * meta.scale)
     fps_out = info.fps * (planner.factor + 1)
     picture = plan_output(info.picture, sink.codec, opts.pix_fmt, info.width, info.height)
+    y4m = y4m_pix_fmt(picture.pix_fmt) if sink.muxer == "yuv4mpegpipe" and opts.pix_fmt == "auto" else None
+    if y4m:  # RGB input: y4m holds YUV and gray only
+        picture = plan_output(info.picture, sink.codec, y4m, info.width, info.height)
+        say(f"colour: y4m holds no {info.picture.pix_fmt if info.picture else 'RGB'}: writing {y4m} "
+            "(--output-format nut keeps RGB)")
     say(f"decoding {info.path}{' (the frame count is known at its end)' if source.piped else ''}: {info.width}x"
         f"{info.height} at {float(info.fps):.3f} fps -> {out_size[1]}x{out_size[0]} at {float(fps_out):.3f} fps into "
         f"{sink.name} ({sink.muxer or 'by its name'}, {sink.codec})")
