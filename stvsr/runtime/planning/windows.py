@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from fractions import Fraction
+from functools import lru_cache
 from typing import Iterator, Sequence
 
 from stvsr.metadata import ModelMetadata
@@ -198,19 +199,27 @@ def choose(meta: ModelMetadata, positions: list[Fraction], steps: int, stride: i
     nearest its centre, then with the fewest edge-replicated frames, then the earliest (first output
     index on a tie). Only windows that read past frame ``n_frames - 1`` depend on ``n_frames``, which
     is what lets a stream plan an output before its end is known (``planning.stream``)."""
-    centre = Fraction(meta.window - 1, 2)
-    tau = Fraction(g, steps)
-    lowest = int(-max(positions)) - 1   # the earliest start whose outputs can reach time 0
+    window = meta.window
     best: tuple | None = None
-    for out_idx, pos in enumerate(positions):
-        start = tau - pos
-        if start.denominator != 1 or not lowest <= start <= n_frames or start % stride:
-            continue
-        start = int(start)
-        replicated = sum(1 for k in range(meta.window) if not 0 <= start + k < n_frames)
-        key = (abs(pos - centre), replicated, start, out_idx)
-        if best is None or key < best:
-            best = key
-    if best is None or tau > n_frames - 1:
+    if g <= (n_frames - 1) * steps:
+        lowest, candidates = _candidates(tuple(positions), steps, window)
+        for offset, nearness, out_idx in candidates:   # start = (g - offset) / steps, offset = pos * steps
+            start, rest = divmod(g - offset, steps)
+            if rest or not lowest <= start <= n_frames or start % stride:
+                continue
+            replicated = min(window, max(0, -start)) + min(window, max(0, start + window - n_frames))
+            key = (nearness, replicated, start, out_idx)
+            if best is None or key < best:
+                best = key
+    if best is None:
         raise PlanError(f"model outputs cannot cover output frame {g} (positions {meta.output_positions})")
     return best[2], best[3]
+
+
+@lru_cache(maxsize=64)
+def _candidates(positions: tuple[Fraction, ...], steps: int, window: int) -> tuple[int, list[tuple[Fraction, ...]]]:
+    """(the earliest start whose outputs can reach time 0, [(output time in output steps, distance from the
+    window's centre, output index)] for the outputs on the output grid)."""
+    centre = Fraction(window - 1, 2)
+    grid = [(int(pos * steps), abs(pos - centre), i) for i, pos in enumerate(positions) if (pos * steps).denominator == 1]
+    return int(-max(positions)) - 1, grid
