@@ -72,7 +72,8 @@ def default_output(input_path: str) -> str:
 @click.argument("inputs", nargs=-1, required=True, metavar="INPUT...", type=click.Path())
 @click.option("-o", "--output", type=click.Path(), default=None,
               help="Output video. Default: INPUT's name with .stvsr.mp4. With several inputs or a folder: the "
-                   "folder each output goes to as INPUT-NAME.mp4 (outputs already there are skipped).")
+                   "folder each output goes to as INPUT-NAME.mp4 (outputs already there are skipped). -: standard output "
+                   "(--output-format).")
 @click.option("-y", "--overwrite", is_flag=True, help="Replace OUTPUT if it exists (never the input).")
 @click.option("--factor", type=click.IntRange(0, 64), default=None,
               help="New frames per gap between input frames (output fps = input fps x (factor+1)). "
@@ -105,7 +106,8 @@ def default_output(input_path: str) -> str:
 @click.option("--scene-cuts", default="auto", show_default=True, metavar="auto|off|FILE",
               help="Plan each shot like a video of its own (no window across a cut; the new frames at a cut repeat "
                    "the frame before it). auto: detect hard cuts (PySceneDetect); off: one shot; FILE: cut frame "
-                   "numbers from 0, one per line (# comments), or PySceneDetect's scene-list CSV.")
+                   "numbers from 0, one per line (# comments), or PySceneDetect's scene-list CSV. Standard input (INPUT -): "
+                   "off unless FILE (auto needs a file).")
 @click.option("--no-audio", is_flag=True, help="Do not copy audio and subtitle streams.")
 @click.option("--segment-frames", type=click.IntRange(1), default=1000, show_default=True,
               help="Split a longer video (at shot cuts first) into segments of about N input frames, each encoded "
