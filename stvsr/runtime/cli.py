@@ -12,7 +12,8 @@ from stvsr.cli_common import version_option
 
 
 # Documented in README (stvsr-run): 0, 1, 2, and 128+N for signal N (130 SIGINT, 143 SIGTERM); stvsr.cli_signals.
-EXIT_ERROR, EXIT_USAGE, EXIT_SIGINT, EXIT_SIGTERM = 1, 2, 130, 143
+# 141 (128+SIGPIPE) also when the reader of standard output closed it (-o -).
+EXIT_ERROR, EXIT_USAGE, EXIT_SIGINT, EXIT_SIGTERM, EXIT_PIPE = 1, 2, 130, 143, 141
 
 
 def _fail(message: str, code: int = EXIT_ERROR) -> None:
@@ -71,7 +72,8 @@ def default_output(input_path: str) -> str:
 @click.argument("inputs", nargs=-1, required=True, metavar="INPUT...", type=click.Path())
 @click.option("-o", "--output", type=click.Path(), default=None,
               help="Output video. Default: INPUT's name with .stvsr.mp4. With several inputs or a folder: the "
-                   "folder each output goes to as INPUT-NAME.mp4 (outputs already there are skipped).")
+                   "folder each output goes to as INPUT-NAME.mp4 (outputs already there are skipped). -: standard output "
+                   "(--output-format).")
 @click.option("-y", "--overwrite", is_flag=True, help="Replace OUTPUT if it exists (never the input).")
 @click.option("--factor", type=click.IntRange(0, 64), default=None,
               help="New frames per gap between input frames (output fps = input fps x (factor+1)). "
@@ -104,7 +106,8 @@ def default_output(input_path: str) -> str:
 @click.option("--scene-cuts", default="auto", show_default=True, metavar="auto|off|FILE",
               help="Plan each shot like a video of its own (no window across a cut; the new frames at a cut repeat "
                    "the frame before it). auto: detect hard cuts (PySceneDetect); off: one shot; FILE: cut frame "
-                   "numbers from 0, one per line (# comments), or PySceneDetect's scene-list CSV.")
+                   "numbers from 0, one per line (# comments), or PySceneDetect's scene-list CSV. Standard input (INPUT -): "
+                   "off unless FILE (auto needs a file).")
 @click.option("--no-audio", is_flag=True, help="Do not copy audio and subtitle streams.")
 @click.option("--segment-frames", type=click.IntRange(1), default=1000, show_default=True,
               help="Split a longer video (at shot cuts first) into segments of about N input frames, each encoded "
@@ -119,11 +122,17 @@ def default_output(input_path: str) -> str:
 @click.option("--ray", "ray_address", is_flag=False, flag_value="local", default=None, metavar="[ADDRESS]",
               help="Run segments as Ray tasks: local (start Ray here), auto, HOST:PORT or ray://HOST:PORT "
                    "(a cluster whose nodes all see MODEL, INPUT and the work folder at the same paths).")
+@click.option("--input-format", type=click.Choice(["y4m", "nut", "matroska"]), default="y4m", show_default=True,
+              help="The format of standard input (INPUT -).")
+@click.option("--output-format", type=click.Choice(["y4m", "nut", "matroska"]), default="y4m", show_default=True,
+              help="The format of standard output (-o -): y4m and nut hold raw video, matroska lossless FFV1 "
+                   "(--codec chooses another for nut and matroska), in the input's chroma layout and bit depth "
+                   "(y4m above 8 bits is FFmpeg's extension: ffmpeg reads it with -strict -1 only when writing y4m).")
 @click.option("--verbose", is_flag=True, help="Also show Ray's own log lines (kept off the terminal by default).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar or summary.")
 def main(model, inputs, output, overwrite, factor, backend, providers, threads, tile, tile_overlap, max_memory, codec, crf, preset, pix_fmt,
          flow, dense_windows, max_frames, no_audio, quiet, segment_frames, work_dir, keep_parts, workers, ray_address, scene_cuts,
-         verbose):
+         verbose, input_format, output_format):
     """Super-resolve INPUT in space (x4) and time with MODEL (.onnx from stvsr-export, or a TensorRT .plan).
     Several inputs, or a folder of videos, are run one after another with the model loaded once.
 
@@ -133,6 +142,13 @@ def main(model, inputs, output, overwrite, factor, backend, providers, threads, 
       stvsr-run stvun-fp16.onnx clip.mp4 --factor 3 -o clip_x4_120fps.mp4
       stvsr-run zsm-fp16.plan clip.mp4 --tile 256
       stvsr-run zsm.onnx episodes/ -o upscaled/
+      ffmpeg -i in.mkv -f yuv4mpegpipe - | stvsr-run zsm.onnx - -o - --output-format nut | ffmpeg -i - -c:v libx265 out.mkv
+
+    \b
+    Pipes: INPUT - reads standard input, -o - writes standard output (video only, constant rate; the frames
+    equal a file run's). Scene cuts on standard input: off unless --scene-cuts FILE (auto needs a file).
+    Exit codes: 0 written, 1 error (one line on stderr), 2 usage error, 128+N stopped by signal N
+    (130 Ctrl-C, 143 SIGTERM), 141 the reader of standard output closed it (or SIGPIPE).
     """
     guard = cli_signals.active()  # SIGINT, SIGTERM, SIGHUP, ... raise here: the clean-up of Ctrl-C runs for all
     bar = None
@@ -156,7 +172,9 @@ def main(model, inputs, output, overwrite, factor, backend, providers, threads, 
             bar.close()
             bar = None
 
-    def progress_factory(windows: int):
+    def progress_factory(windows: int | None):
+        """A bar of ``windows``; None: of output frames without a total (a pipe's count comes at its end),
+        so it shows the frames done and their rate."""
         nonlocal bar
         if quiet:
             return lambda k: None
@@ -164,8 +182,8 @@ def main(model, inputs, output, overwrite, factor, backend, providers, threads, 
 
         # smoothing=0: the ETA is the average time per window so far (the first window includes warm-up);
         # disable=None: no bar at all when stderr is not a terminal (a log file gets the messages only)
-        bar = tqdm(total=windows, unit="window", desc="stvsr-run", dynamic_ncols=True, file=sys.stderr, smoothing=0,
-                   disable=None)
+        bar = tqdm(total=windows, unit="window" if windows is not None else "frame", desc="stvsr-run",
+                   dynamic_ncols=True, file=sys.stderr, smoothing=0, disable=None)
         return bar.update
 
     try:  # everything from here on, imports included, ends in one line and a documented exit code
@@ -175,7 +193,7 @@ def main(model, inputs, output, overwrite, factor, backend, providers, threads, 
         from stvsr.runtime.onepass import RunOptions
         from stvsr.runtime.jobs.batch import BatchError, is_batch, plan_batch, run_batch
         from stvsr.runtime.planning.shots import load_spec
-        from stvsr.runtime.media import check_encoder
+        from stvsr.runtime.media import PIPE, check_encoder
 
         opts = RunOptions(factor=factor, tile=tile, tile_overlap=tile_overlap, codec=codec, crf=crf, preset=preset,
                           pix_fmt=pix_fmt, flow=flow, dense=dense_windows, max_frames=max_frames,
@@ -201,6 +219,10 @@ def main(model, inputs, output, overwrite, factor, backend, providers, threads, 
                     _say("the input has a variable frame rate: its real timestamps were kept (new frames at the "
                          f"fractions of each real gap; {float(report.fps_out):.3f} fps is the average)")
 
+        if PIPE in inputs or output_dir == PIPE:
+            _run_piped(guard, model, inputs, output_dir, overwrite, opts, source, scene_cuts, no_audio, quiet,
+                       input_format, output_format, status, end_bar, progress_factory)
+            return
         if is_batch(inputs, output_dir):  # several videos: each one as a single input would run, one model load
             items = plan_batch(inputs, output_dir, default_output)  # refused before the model loads
             if len(items) > 1 and (work_dir or cut_file):
@@ -250,11 +272,96 @@ def main(model, inputs, output, overwrite, factor, backend, providers, threads, 
         if signum is not None:
             guard.interrupted(signum, note)  # "... after OUTPUT was completely written" if the rename was done
         tail = f"; {note}" if note else ""
+        if isinstance(exc, BrokenPipeError):  # the reader of standard output closed it (stream.OutputClosedError)
+            _fail(" ".join(str(exc).split()) or "standard output was closed", EXIT_PIPE)
         if isinstance(exc, (RuntimeError, ValueError, OSError)):  # BackendError, MetadataError, VideoError, ...
             _fail((" ".join(str(exc).split()) or type(exc).__name__) + tail)
         _fail(f"unexpected {type(exc).__name__}: {' '.join(str(exc).split())[:300]}{tail}")  # never a traceback
     finally:
         end_bar()
+
+
+def _explicit(name: str) -> bool:
+    """True when option ``name`` was given on the command line (not its default)."""
+    from click.core import ParameterSource
+
+    return click.get_current_context().get_parameter_source(name) not in (ParameterSource.DEFAULT, None)
+
+
+def _run_piped(guard, model, inputs, output, overwrite, opts, source, scene_cuts, no_audio, quiet, input_format,
+               output_format, status, end_bar, progress_factory) -> None:
+    """A run whose input or output is a pipe (``-``): refusals in one line (exit 2) for what a stream read
+    or written once cannot do, then ``onepass.stream.upscale_stream``."""
+    from stvsr.outfile import SafeOutput
+    from stvsr.runtime.backends import open_backend
+    from stvsr.runtime.media import OUTPUT_FORMATS, PIPE, check_encoder
+    from stvsr.runtime.onepass.stream import StreamSink, open_source, upscale_stream
+    from stvsr.runtime.planning.shots import load_spec, resolve_cuts
+
+    stdin, stdout = inputs[0] == PIPE, output == PIPE
+    if len(inputs) > 1:
+        _fail("standard input (-) is one input: give it alone", EXIT_USAGE)
+    if output is None:
+        _fail("reading standard input needs -o: a file, or - for standard output", EXIT_USAGE)
+    for name, given in (("--work-dir", _explicit("work_dir")), ("--workers", _explicit("workers")),
+                        ("--ray", _explicit("ray_address")), ("--segment-frames", _explicit("segment_frames")),
+                        ("--keep-parts", _explicit("keep_parts"))):
+        if given:
+            _fail(f"{name} is for files: a pipe is read or written once, in one pass (no segments, parts or Ray)",
+                  EXIT_USAGE)
+    if stdin and scene_cuts == "auto" and _explicit("scene_cuts"):
+        _fail("--scene-cuts auto needs a file: standard input is read once (give --scene-cuts FILE or off, or save "
+              "the stream to a file)", EXIT_USAGE)
+    if _explicit("input_format") and not stdin:
+        _fail("--input-format is for standard input (INPUT -)", EXIT_USAGE)
+    if _explicit("output_format") and not stdout:
+        _fail("--output-format is for standard output (-o -)", EXIT_USAGE)
+    if stdin and sys.stdin.isatty():
+        _fail("standard input is a terminal: pipe a video into it (e.g. ffmpeg -i in.mkv -f yuv4mpegpipe - | "
+              "stvsr-run MODEL - -o out.mkv)", EXIT_USAGE)
+    if stdout and sys.stdout.isatty():
+        _fail("standard output is a terminal: pipe it into a program or redirect it to a file", EXIT_USAGE)
+    codec = opts.codec
+    if stdout:
+        import signal
+
+        # A closed standard output then comes as EPIPE to the writer, which says how many frames were written
+        # (exit 141, as for the signal).
+        signal.signal(signal.SIGPIPE, signal.SIG_IGN)
+        guard.nothing_written = "what standard output got is incomplete"  # the end of a line for a signal
+        muxer, codec = OUTPUT_FORMATS[output_format][0], (opts.codec if _explicit("codec") else
+                                                           OUTPUT_FORMATS[output_format][1])
+        if output_format == "y4m" and codec != "rawvideo":
+            _fail("y4m holds raw video only: leave --codec out, or use --output-format nut or matroska", EXIT_USAGE)
+        sink = StreamSink("standard output", codec, muxer)
+    else:
+        target = SafeOutput(output, [model] + ([] if stdin else [inputs[0]]), overwrite)
+        guard.watch(target.path)
+        sink = StreamSink(str(target.path), codec, None, target)
+    check_encoder(codec, opts.pix_fmt, opts.preset)
+    _check_model(model, source.backend, opts.factor)
+    stream = open_source(inputs[0], input_format)   # garbage on standard input is refused here
+    spec = "off" if stdin and scene_cuts == "auto" else scene_cuts
+    cuts = load_spec(spec, None if stdin else stream.info)
+    if not isinstance(cuts, list):                   # auto (a file: a detection pass of its own) or off
+        cuts = resolve_cuts(cuts, stream.info, stream.info.frames if opts.max_frames is None
+                            else min(stream.info.frames, opts.max_frames), status)
+    if stream.info.passthrough and not no_audio:
+        status(f"note: {stream.info.path} has {stream.info.passthrough} audio/subtitle stream(s): "
+               f"{'standard output' if stdout else output} gets the video only (mux them in afterwards, e.g. "
+               "ffmpeg -i VIDEO -i SOURCE -map 0:v -map 1:a? -map 1:s? -c copy OUT.mkv)")
+    elif stdin and input_format == "y4m" and not stdout and not no_audio:
+        status(f"note: y4m carries no audio: {output} gets the video only (mux the audio in afterwards, e.g. "
+               "ffmpeg -i VIDEO -i SOURCE -map 0:v -map 1:a -c copy OUT.mkv)")
+    status(f"loading model {model}")
+    with open_backend(model, source.backend, list(source.providers), source.threads) as runner:
+        report = upscale_stream(runner, stream, sink, opts, cuts, progress_factory(None), status)
+    end_bar()
+    if not quiet:
+        _say(f"wrote {report.output_frames} frames ({report.input_frames} in, factor {report.factor}) to "
+             f"{report.output}, {report.size_out[0]}x{report.size_out[1]} at {float(report.fps_out):.3f} fps in "
+             f"{report.seconds:.1f} s ({report.output_frames / report.seconds:.3g} frames/s)"
+             f"{'' if spec == 'off' else f', {report.cuts} scene cut' + 's' * (report.cuts != 1)}")
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ from stvsr.runtime.media.colour import OutputColour, merge_params, plan_output
 from stvsr.runtime.media.container import (VideoError, check_encoder, container_format, container_options, format_name,
                                            refuses)
 from stvsr.runtime.media.passthrough import Passthrough, StreamPlan, plan_streams
+from stvsr.runtime.media.pipe import muxer_options
 from stvsr.runtime.media.probe import MediaInfo
 from stvsr.runtime.media.timing import scaled_matrix
 
@@ -57,7 +58,7 @@ class VideoWriter:
                  pix_fmt: str = "auto", copy_streams: bool = True,
                  timestamps: tuple[Fraction, list[int]] | None = None, name: str | None = None,
                  passthrough_end: Fraction | None = None, colour: OutputColour | None = None,
-                 streams: StreamPlan | None = None):
+                 streams: StreamPlan | None = None, muxer: str | None = None):
         import av
 
         self.path = Path(path)
@@ -73,7 +74,8 @@ class VideoWriter:
         self.colour = colour or plan_output(source.picture, codec, pix_fmt, source.width, source.height)
         pix_fmt = self.colour.pix_fmt
         check_encoder(codec, pix_fmt, preset)
-        fmt = container_format(self.name)
+        fmt = muxer or container_format(self.name)   # ``muxer``: named (a pipe: ``pipe.OUTPUT_FORMATS``)
+        self.muxer_options = muxer_options(muxer) if muxer else container_options(self.name)
         options = {}
         if crf is not None and codec in ("libx264", "libx265", "libvpx-vp9", "libaom-av1"):
             options["crf"] = str(crf)
@@ -95,7 +97,7 @@ class VideoWriter:
 
     def _open(self, av, fmt, codec, fps, options, width, height, pix_fmt, timestamps) -> None:
         source = self.source
-        self.container = av.open(str(self.path), "w", format=fmt, container_options=container_options(self.name))
+        self.container = av.open(str(self.path), "w", format=fmt, container_options=self.muxer_options)
         if refuses(format_name(self.container), av.Codec(codec, "w").canonical_name):
             raise VideoError(f"cannot encode {codec} into {self.name}: the {format_name(self.container)} format "
                              f"cannot hold it (players would read a data stream); choose another --codec or output")

@@ -28,6 +28,7 @@ from stvsr.runtime.planning.segments import Segment
 from stvsr.runtime.planning.tiling import pad_frames
 
 DONE = object()
+END = object()   # ``(END, total)`` in a writer's queue: the number of outputs, when it was not known at the start
 
 
 class Failure:
@@ -89,9 +90,10 @@ def _reader(path: str, limit: int, multiple: int, out: queue.Queue, stop: thread
         _put(out, Failure(exc), stop)
 
 
-def _writer(open_writer: Callable[[], VideoWriter], total: int, size: tuple[int, int], inp: queue.Queue,
+def _writer(open_writer: Callable[[], VideoWriter], total: int | None, size: tuple[int, int], inp: queue.Queue,
             stop: threading.Event, ready: threading.Event, finished: threading.Event, errors: list) -> None:
-    """Open the encoder, write frames in output order, finish the file: all PyAV calls in this thread."""
+    """Open the encoder, write frames in output order, finish the file: all PyAV calls in this thread.
+    ``total`` None: told later (``(END, total)``: a stream's length is known at its end)."""
     h, w = size
     pending: dict[int, np.ndarray] = {}
     nxt = 0
@@ -99,12 +101,15 @@ def _writer(open_writer: Callable[[], VideoWriter], total: int, size: tuple[int,
     try:
         writer = open_writer()
         ready.set()
-        while nxt < total:
+        while total is None or nxt < total:
             if stop.is_set():
                 return
             try:
                 g, frame = inp.get(timeout=0.1)
             except queue.Empty:
+                continue
+            if g is END:
+                total = frame
                 continue
             pending[g] = frame
             while nxt in pending and not stop.is_set():

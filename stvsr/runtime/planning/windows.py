@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from fractions import Fraction
+from functools import lru_cache
 from typing import Iterator, Sequence
 
 from stvsr.metadata import ModelMetadata
@@ -176,32 +177,49 @@ def plan(meta: ModelMetadata, n_frames: int, factor: int | None = None, dense: b
 
 def _plan_shot(meta: ModelMetadata, n_frames: int, positions: list[Fraction], steps: int, stride: int) -> list[Window]:
     """The windows of one shot of ``n_frames`` frames, indices from its first frame."""
-    hi = max(positions)
-    centre = Fraction(meta.window - 1, 2)
-    # Candidate window starts: every start whose outputs can reach a needed time.
-    first, last = int(-hi) - 1, n_frames
-    best: dict[int, tuple[tuple, int, int]] = {}  # global index -> (preference key, start, output index)
-    for start in range(first, last + 1):
-        if start % stride:
-            continue
-        replicated = sum(1 for k in range(meta.window) if not 0 <= start + k < n_frames)
-        for out_idx, pos in enumerate(positions):
-            tau = start + pos
-            if tau < 0 or tau > n_frames - 1 or (tau * steps).denominator != 1:
-                continue
-            g = int(tau * steps)
-            key = (abs(pos - centre), replicated, start)
-            if g not in best or key < best[g][0]:
-                best[g] = (key, start, out_idx)
     total = n_frames + (n_frames - 1) * (steps - 1)
-    missing = [g for g in range(total) if g not in best]
-    if missing:
-        raise PlanError(f"model outputs cannot cover output frame {missing[0]} (positions {meta.output_positions})")
     windows: dict[int, Window] = {}
     for g in range(total):
-        _, start, out_idx = best[g]
+        start, out_idx = choose(meta, positions, steps, stride, g, n_frames)
         if start not in windows:
-            frames = [min(max(start + k, 0), n_frames - 1) for k in range(meta.window)]
-            windows[start] = Window(start, frames)
+            windows[start] = Window(start, shot_frames(meta, start, n_frames))
         windows[start].keep.append((out_idx, g))
     return [windows[s] for s in sorted(windows)]
+
+
+def shot_frames(meta: ModelMetadata, start: int, n_frames: int) -> list[int]:
+    """The input frames of the window at ``start`` in a shot of ``n_frames`` frames (edge replicated)."""
+    return [min(max(start + k, 0), n_frames - 1) for k in range(meta.window)]
+
+
+def choose(meta: ModelMetadata, positions: list[Fraction], steps: int, stride: int, g: int,
+           n_frames: int) -> tuple[int, int]:
+    """(window start, model output index) that computes output ``g`` of a shot of ``n_frames`` frames:
+    among the windows at a multiple of ``stride`` with an output at its time, the one whose output is
+    nearest its centre, then with the fewest edge-replicated frames, then the earliest (first output
+    index on a tie). Only windows that read past frame ``n_frames - 1`` depend on ``n_frames``, which
+    is what lets a stream plan an output before its end is known (``planning.stream``)."""
+    window = meta.window
+    best: tuple | None = None
+    if g <= (n_frames - 1) * steps:
+        lowest, candidates = _candidates(tuple(positions), steps, window)
+        for offset, nearness, out_idx in candidates:   # start = (g - offset) / steps, offset = pos * steps
+            start, rest = divmod(g - offset, steps)
+            if rest or not lowest <= start <= n_frames or start % stride:
+                continue
+            replicated = min(window, max(0, -start)) + min(window, max(0, start + window - n_frames))
+            key = (nearness, replicated, start, out_idx)
+            if best is None or key < best:
+                best = key
+    if best is None:
+        raise PlanError(f"model outputs cannot cover output frame {g} (positions {meta.output_positions})")
+    return best[2], best[3]
+
+
+@lru_cache(maxsize=64)
+def _candidates(positions: tuple[Fraction, ...], steps: int, window: int) -> tuple[int, list[tuple[Fraction, ...]]]:
+    """(the earliest start whose outputs can reach time 0, [(output time in output steps, distance from the
+    window's centre, output index)] for the outputs on the output grid)."""
+    centre = Fraction(window - 1, 2)
+    grid = [(int(pos * steps), abs(pos - centre), i) for i, pos in enumerate(positions) if (pos * steps).denominator == 1]
+    return int(-max(positions)) - 1, grid
