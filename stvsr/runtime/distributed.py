@@ -180,8 +180,8 @@ def _start(address: str | None, cpus: int, verbose: bool = False) -> Callable[[]
     Ray's ``init`` sets its own SIGTERM handler: stvsr's handlers are taken back (``cli_signals``)
     and a SIGTERM that Ray's handler caught meanwhile becomes the usual ``Interrupted``. The
     processes a local start makes inherit a variable naming this start (``_SESSION``), so stopping
-    ends every one of them, also those of an ``init`` that a signal cut short (``ray.shutdown`` does
-    not know those)."""
+    ends every one of them and their descendants, also those of an ``init`` that a signal cut short
+    (``ray.shutdown`` does not know those)."""
     import logging
 
     import ray
@@ -193,9 +193,10 @@ def _start(address: str | None, cpus: int, verbose: bool = False) -> Callable[[]
 
     def stop() -> None:
         with _ray_log(verbose), deferred_signals():   # a second signal does not cut the shutdown short
+            started = _session_processes(token) if token else []   # before the shutdown orphans Ray's agents
             _shutdown(ray)
             if token:
-                _end_processes(token)
+                _end_processes(token, started)
 
     with _ray_log(verbose) as log:
         try:
@@ -233,41 +234,59 @@ def _shutdown(ray) -> None:
         pass
 
 
-def _session_processes(token: str) -> list[int]:
-    """This user's processes (not this one) whose environment holds ``_SESSION=token``."""
-    mark, pids = f"{_SESSION}={token}".encode(), []
+Process = tuple[int, int]   # (pid, start time in clock ticks since boot): a pid the system reuses is not it
+
+
+def _session_processes(token: str) -> list[Process]:
+    """This user's live processes (not this one) whose environment holds ``_SESSION=token``, and their
+    descendants: Ray's agents (``ray::DashboardAgent``, ``ray::RuntimeEnvAgent``) write their process
+    title over their environment, so only their parent (the raylet) tells them apart."""
+    mark, marked, stats = f"{_SESSION}={token}".encode(), set(), {}
     for entry in Path("/proc").iterdir() if os.path.isdir("/proc") else ():
         if entry.name.isdigit() and int(entry.name) != os.getpid():
             try:
+                fields = (entry / "stat").read_bytes().rsplit(b")", 1)[1].split()
+                if fields[0] == b"Z":   # a zombie has ended
+                    continue
+                stats[int(entry.name)] = (int(fields[1]), int(fields[19]))   # parent, start time
                 if mark in (entry / "environ").read_bytes().split(b"\0"):
-                    pids.append(int(entry.name))
-            except OSError:   # gone, or another user's
+                    marked.add(int(entry.name))
+            except (OSError, IndexError, ValueError):   # gone, or another user's
                 continue
-    return pids
+    found = set(marked)
+    while True:
+        more = {pid for pid, (parent, _) in stats.items() if parent in found} - found
+        if not more:
+            return [(pid, stats[pid][1]) for pid in sorted(found) if pid in stats]
+        found |= more
 
 
-def _end_processes(token: str, grace: float = 3.0) -> None:
-    """SIGTERM the processes of a local start that are still there, then SIGKILL what outlives ``grace``."""
+def _end_processes(token: str, known: list[Process] = (), grace: float = 3.0) -> None:
+    """SIGTERM the processes of a local start that are still there (those found now and the ``known``
+    ones found before Ray's shutdown orphaned them), then SIGKILL what outlives ``grace``."""
     for sig in (signal.SIGTERM, signal.SIGKILL):
-        pids = _session_processes(token)
-        for pid in pids:
+        procs = [p for p in {*known, *_session_processes(token)} if _alive(p)]
+        for pid, _ in procs:
             try:
                 os.kill(pid, sig)
             except OSError:
                 pass
         deadline = time.monotonic() + grace
-        while pids and time.monotonic() < deadline:
+        while procs and time.monotonic() < deadline:
             time.sleep(0.05)
-            pids = [p for p in pids if _alive(p)]
-        if not pids:
+            procs = [p for p in procs if _alive(p)]
+        if not procs:
             return
 
 
-def _alive(pid: int) -> bool:
+def _alive(process: Process) -> bool:
+    """Whether the process is still running (not a zombie, and its pid not reused since)."""
+    pid, started = process
     try:
         with open(f"/proc/{pid}/stat", "rb") as f:
-            return b") Z " not in f.read()   # a zombie has ended
-    except OSError:
+            fields = f.read().rsplit(b")", 1)[1].split()
+        return fields[0] != b"Z" and int(fields[19]) == started
+    except (OSError, IndexError, ValueError):
         return False
 
 
