@@ -291,6 +291,35 @@ def test_ray_cluster_refuses_a_wrong_token_fast_and_runs_relative_paths(times_mo
     assert right_out == "" and all(line.startswith("stvsr-run: ") for line in lines), lines
 
 
+def test_sigterms_while_ray_stops_are_handled(slow_model, clip, tmp_path, ray_tmp):
+    """SIGTERM every 20 ms from the first finished part on, so that some arrive while ray.shutdown stops
+    the local Ray: Ray's crash handler in the driver set SIGTERM back to the default action there,
+    behind Python's back, and stvsr-run died at once (-15 without a line, or exit 1; the lock and Ray's
+    agents left). Now the first one stops the run as usual and the others are only recorded."""
+    pytest.importorskip("ray")
+    mark = uuid.uuid4().hex
+    env = {**os.environ, "STVSR_TEST_MARK": mark, "RAY_TMPDIR": ray_tmp}
+    work = tmp_path / "w"
+    proc = _popen(slow_model, clip, "-o", tmp_path / "o.mkv", "--work-dir", work, *SLOW_PARTS, "--workers", "2",
+                  env=env)
+    try:
+        _wait_for_parts(proc, work / "manifest.json", timeout=120)
+        deadline = time.monotonic() + 60
+        while proc.poll() is None and time.monotonic() < deadline:
+            proc.send_signal(signal.SIGTERM)
+            time.sleep(0.02)
+        _, err = proc.communicate(timeout=60)
+        left = _marked(mark, ray_tmp=ray_tmp)
+    finally:
+        _stop(mark, ray_tmp)
+    lines = err.splitlines()
+    assert proc.returncode == 143, (proc.returncode, lines)
+    kept = _kept(work / "manifest.json")
+    assert lines == [f"stvsr-run: error: terminated; no output written; {kept} of 6 parts {'is' if kept == 1 else 'are'} "
+                     f"kept in {work}: run the same command again to resume"], lines
+    assert left == [] and not (work / ".lock").exists(), left
+
+
 @slow
 def test_sigterm_while_ray_starts_leaves_no_ray_process(times_model, clip, tmp_path, ray_tmp):
     """SIGTERM a second after the local Ray's raylet started, while ray.init still runs (its agents

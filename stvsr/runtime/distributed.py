@@ -45,6 +45,27 @@ _SESSION = "STVSR_RAY_SESSION"   # set in the processes of a local Ray start (se
 _NEEDS_RAY = "--workers and --ray need Ray: pip install -e \".[ray]\" (or pip install \"ray>=2.40\")"
 
 
+def _import_ray():
+    """Ray, imported without its C++ crash handler in this process (``RAY_DISABLE_FAILURE_SIGNAL_HANDLER``,
+    read when Ray's core library loads; Ray's own processes keep theirs): that handler owns SIGTERM at
+    the OS level and, when Ray shuts down, sets it back to the default action behind Python's back, so
+    a SIGTERM then killed stvsr-run outright (no line; the lock, a temporary file and Ray's agents left)."""
+    if "ray" in sys.modules:
+        import ray
+
+        return ray
+    before = os.environ.get("RAY_DISABLE_FAILURE_SIGNAL_HANDLER")
+    os.environ["RAY_DISABLE_FAILURE_SIGNAL_HANDLER"] = "1"
+    try:
+        import ray
+    finally:
+        if before is None:
+            os.environ.pop("RAY_DISABLE_FAILURE_SIGNAL_HANDLER", None)
+        else:
+            os.environ["RAY_DISABLE_FAILURE_SIGNAL_HANDLER"] = before
+    return ray
+
+
 class DistributedError(RuntimeError):
     """A Ray run that cannot start or a part that failed; ``resumable``: the same command can get past it
     (a lost worker or connection)."""
@@ -69,7 +90,7 @@ def preflight(long) -> None:
     """What a Ray run needs, checked in seconds before the model loads: Ray importable, and a cluster
     address that answers like Ray (its GCS, with this machine's token)."""
     try:
-        import ray  # noqa: F401
+        _import_ray()
     except ImportError:
         raise DistributedError(_NEEDS_RAY) from None
     if long.ray not in (None, "", "local", "auto"):
@@ -184,8 +205,7 @@ def _start(address: str | None, cpus: int, verbose: bool = False) -> Callable[[]
     (``ray.shutdown`` does not know those)."""
     import logging
 
-    import ray
-
+    ray = _import_ray()
     if ray.is_initialized():
         return None
     token = None if address else uuid.uuid4().hex
@@ -340,7 +360,7 @@ def run_segments(job: VideoJob, todo: list[Segment], model, options: RunOptions,
     (the input unchanged, no output meanwhile) runs before the tasks start and as each part arrives.
     Ray is started (or joined) here unless the caller already did, and then shut down here."""
     try:
-        import ray
+        ray = _import_ray()
     except ImportError:
         raise DistributedError(_NEEDS_RAY) from None
 
@@ -350,15 +370,13 @@ def run_segments(job: VideoJob, todo: list[Segment], model, options: RunOptions,
     quiet = long.verbose or ray.is_initialized()   # a caller's own Ray keeps its own settings
     with contextlib.nullcontext() if quiet else _driver_messages_off():
         stop = _start(long.ray or None, os.cpu_count() or 1, long.verbose)
-        refs: dict = {}
         try:
-            _run_tasks(ray, job, todo, model, options, long, work, progress, say, check, refs)
+            _run_tasks(ray, job, todo, model, options, long, work, progress, say, check)
         finally:
-            for ref in refs:
-                try:
-                    ray.cancel(ref, force=True)
-                except Exception:
-                    pass
+            # Tasks still running end with this driver: ray.shutdown stops a local Ray's workers, and a
+            # cluster ends a job's tasks when its driver leaves. (ray.cancel(force=True) here raced with
+            # their replies: Ray 2.60's driver then failed "Tried to complete task that was not pending"
+            # and exited 1 at once, saying nothing, the lock and Ray's processes left.)
             if stop is not None:
                 stop()
 
@@ -381,10 +399,9 @@ def _driver_messages_off() -> Iterator[None]:
 
 
 def _run_tasks(ray, job: VideoJob, todo: list[Segment], model, options: RunOptions, long, work,
-               progress: Callable[[int], None], say: Callable[[str], None], check: Callable[[], None],
-               refs: dict) -> None:
-    """Size the tasks to the cluster (``--workers`` capped at its GPUs or cores), submit them (each in
-    ``refs`` until it is done) and record each part as it arrives."""
+               progress: Callable[[int], None], say: Callable[[str], None], check: Callable[[], None]) -> None:
+    """Size the tasks to the cluster (``--workers`` capped at its GPUs or cores), submit them and record
+    each part as it arrives."""
     from stvsr.runtime.driver import rerun_can_fix
 
     gpu = uses_gpu(model)
@@ -411,6 +428,7 @@ def _run_tasks(ray, job: VideoJob, todo: list[Segment], model, options: RunOptio
     check()
     remote = ray.remote(max_retries=MAX_RETRIES, retry_exceptions=False)(segment_task)
     job_ref = ray.put(job)
+    refs: dict = {}
     for seg in todo:
         ref = remote.options(**resources).remote(task_model, job_ref, seg, task_opts, str(work.part_path(seg.index)),
                                                  work.key["input"])
