@@ -772,6 +772,30 @@ def _ray_sigterm(s: Sweep) -> None:
           and frames_of(base / "out.mkv") == 88, "resumes the parts the workers wrote")
 
 
+@case("4", "ray", "SIGTERM every 20 ms from the first part on (some arrive while Ray stops)")
+def _ray_sigterms(s: Sweep) -> None:
+    base = s.folder("raysigterms")
+    w = base / "w"
+    proc = s.start(s.model("slow"), s.clip30(), "-o", base / "o.mkv", "--work-dir", w, *SLOW_PARTS, "--workers", "2")
+    try:
+        wait_for(parts_listed(w / "manifest.json"), proc, 120)
+        sent, deadline = 0, time.monotonic() + 60
+        while proc.poll() is None and time.monotonic() < deadline:
+            proc.send_signal(signal.SIGTERM)
+            sent += 1
+            time.sleep(0.02)
+        r = s.finish(proc, 60)
+        left = s.left()
+    finally:
+        s.stop_all()
+    k = kept(w / "manifest.json")
+    s.row("4", "SIGTERM every 20 ms from the first part on (some arrive while Ray stops)", r,
+          f"{sent} SIGTERMs; {k} of 6 parts kept; Ray processes left: {len(left)}; .lock "
+          f"{'LEFT' if (w / '.lock').exists() else 'gone'}",
+          r.one_error("terminated", f"{k} of 6 parts", code=143) and not left and not (w / ".lock").exists(),
+          "exit 143, one line `k of n parts are kept`, no Ray process left")
+
+
 @case("4", "ray", "SIGTERM a second after the local Ray's raylet started (`ray.init` still running)")
 def _ray_sigterm_starting(s: Sweep) -> None:
     base = s.folder("raystarting")
