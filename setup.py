@@ -6,6 +6,18 @@ from setuptools import find_packages, setup
 version = {}
 exec(Path("stvsr/__init__.py").read_text(), version)
 
+# Version bounds: the README's commands and CI (.ci/run, a fresh virtual environment every run) install
+# through these, so CI tests what a new user gets. Lower bounds exclude releases known to break stvsr;
+# upper bounds only where a release is known to change behaviour, so that new releases are tested.
+# onnxruntime < 1.25 has no CPU DeformConv kernel: zsm's graphs do not load (checked 1.20.0, 1.21.1, 1.22.1,
+# 1.23.2, 1.24.1; 1.25.0 runs them).
+# onnx < 1.18 lacks TensorProto.FLOAT4E2M1 (stvsr.engines.trt_compat).
+# Triton, supported 3.6 to 3.8: 3.6 is what CUDA torch brings on GPU hosts; the PTX/launch tests pass with 3.6.0,
+# 3.7.1, 3.8.0 (and 3.9.0); the CPU-interpreter kernel tests need 3.7+ (they skip, saying so, on 3.6). 3.9.0's
+# PTX declares .version 9.4, which the R580 driver (CUDA 13.0, PTX ISA 9.0) the README requires cannot load
+# (3.6/3.7 write 8.7, 3.8 8.8).
+TRITON = "triton>=3.6,<3.9"
+
 setup(
     name="stvsr",
     version=version["__version__"],
@@ -19,9 +31,9 @@ setup(
     install_requires=[
         "torch==2.13.0",  # the CPU build; an unpinned torch pulls a multi-GB CUDA build
         "numpy",
-        "onnx>=1.17",
+        "onnx>=1.18",
         "onnxscript",
-        "onnxruntime>=1.20",
+        "onnxruntime>=1.25",
         "av>=12",
         "click>=8",
         "tqdm",
@@ -29,7 +41,7 @@ setup(
         "scenedetect-headless>=0.7",  # --scene-cuts auto (0.7 detector API); not "scenedetect": a second OpenCV
     ],
     extras_require={
-        "test": ["pytest", "pytest-xdist", "scikit-video", "triton==3.7.1", "matplotlib",
+        "test": ["pytest", "pytest-xdist", "scikit-video", TRITON, "matplotlib",
                  # TensorRT's Python plugin sources (tensorrt.plugin), to run our plugin registrations
                  # through its validator without a GPU; wheels exist for these platforms only
                  "tensorrt-cu13-bindings==11.4.0.106; (platform_system == 'Linux' and platform_machine == 'x86_64')"
@@ -39,11 +51,11 @@ setup(
                  "ray>=2.40"],  # one small local-Ray test of stvsr-run --workers
         "examples": ["scikit-video"],
         "ray": ["ray>=2.40"],  # stvsr-run --workers/--ray: segments as Ray tasks on many GPUs or machines
-        "plugins": ["triton==3.7.1"],
+        "plugins": [TRITON],
         "bench": ["matplotlib"],
         # TensorRT 11 for CUDA 13 (its -libs wheel comes from NVIDIA's index, see README); cuda-python
         # 12.6.1 is the first with cuda.bindings
-        "gpu": ["tensorrt-cu13==11.4.0.106", "cuda-python>=12.6.1", "polygraphy", "triton==3.7.1"],
+        "gpu": ["tensorrt-cu13==11.4.0.106", "cuda-python>=12.6.1", "polygraphy", TRITON],
     },
     entry_points={
         "console_scripts": [

@@ -62,9 +62,10 @@ def host_env(query_gpu: bool = True) -> dict:
     """Packages, GPU and driver as this host has them; ``query_gpu=False`` imports nothing and asks
     nothing of a driver (package metadata only)."""
     env: dict = {"packages": {}, "missing": {}}
-    for mod in ("torch", "triton", "cuda.bindings", "tensorrt", "onnxruntime", "onnx", "numpy", "av", "skvideo"):
-        # The steps import the first five; the rest only need to be there (metadata: no slow import).
-        imported = query_gpu and mod in ("torch", "triton", "cuda.bindings", "tensorrt", "onnxruntime")
+    for mod in ("torch", "triton", "cuda.bindings", "tensorrt", "onnxruntime", "click", "onnx", "numpy", "av",
+                "skvideo"):
+        # The steps import the first six (click: quick); the rest only need to be there (metadata: no slow import).
+        imported = query_gpu and mod in ("torch", "triton", "cuda.bindings", "tensorrt", "onnxruntime", "click")
         version, why = _version(mod) if imported else _installed(mod)
         if version is None:
             env["missing"][mod] = why
@@ -98,11 +99,16 @@ def capabilities(env: dict) -> dict[str, str | None]:
     """step -> None when it can run here, else the reason it cannot."""
     have = env["packages"]
     gpu = None if env.get("torch_cuda") else "torch sees no CUDA GPU (a CPU build of torch, or no driver)"
+
+    def missing(*modules: str) -> str | None:
+        gone = [f"{m} ({env['missing'].get(m, 'not installed')})" for m in modules if m not in have]
+        return f"stvsr-bench needs {', '.join(gone)}" if gone else None
+
     need = {
         "ptx": None if "triton" in have else "triton is not installed",
         "kernels": gpu or ("cuda-bindings is not installed" if "cuda.bindings" not in have else None)
         or ("no CUDA driver: " + env["missing"]["cuda driver"] if "cuda driver" in env["missing"] else None),
-        "bench": gpu,
+        "bench": gpu or missing("click", "onnx"),   # the stvsr-bench CLI (click) and its graphs' metadata (onnx)
         "overlap": gpu or ("cuda-bindings is not installed" if "cuda.bindings" not in have else None),
         "ort-cuda": None if "CUDAExecutionProvider" in env.get("ort_providers", []) else
         "onnxruntime has no CUDAExecutionProvider (the CPU build)",
@@ -127,7 +133,8 @@ def cmd_env(args) -> int:
     if args.out:
         args.out.write_text(json.dumps(env, indent=1))
     if args.shell:
-        flags = {"HAVE_TORCH_CUDA": env.get("torch_cuda"), "HAVE_TRITON": can["ptx"] is None,
+        flags = {"HAVE_TORCH_CUDA": env.get("torch_cuda"), "HAVE_BENCH": can["bench"] is None,
+                 "HAVE_TRITON": can["ptx"] is None,
                  "HAVE_KERNELS": can["kernels"] is None, "HAVE_OVERLAP": can["overlap"] is None,
                  "HAVE_TENSORRT": can["tensorrt"] is None, "HAVE_ORT_CUDA": can["ort-cuda"] is None}
         lines = [f"{k}={1 if v else 0}" for k, v in flags.items()] + [f"ARCH={int(env.get('arch', 90))}"]
@@ -210,10 +217,21 @@ def _f(v, fmt: str = ".2f") -> str:
 
 
 def _steps_table(work: Path) -> list[str]:
+    """The step table; its ``total`` row (seconds from the script) gets the limits of the steps that ran or
+    were planned, and the summary's own, never those of skipped steps."""
     lines = ["| step | status | seconds | limit (s) | note |", "|---|---|---:|---:|---|"]
     path = work / "steps.tsv"
+    limits, skipped = SUMMARY_S, []
     for row in (path.read_text().splitlines() if path.is_file() else []):
         name, status, seconds, limit, note = (row.split("\t") + [""] * 5)[:5]
+        if name == "total":
+            note = f"time limits of the steps that ran or were planned, and the summary's {SUMMARY_S} s" + \
+                (f" (not those of the skipped {', '.join(skipped)})" if skipped else "")
+            limit = str(limits)
+        elif status == "skipped":
+            skipped.append(name)
+        elif limit.isdigit():
+            limits += int(limit)
         lines.append(f"| {name} | {status} | {seconds} | {limit} | {note} |")
     return lines
 

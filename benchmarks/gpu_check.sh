@@ -5,13 +5,14 @@
 #
 #   bash benchmarks/gpu_check.sh                        # on the GPU host, from anywhere
 #   bash benchmarks/gpu_check.sh --dry-run              # anywhere: builds and checks every step's
-#                                                       # arguments, uses no GPU, under 10 s
+#                                                       # arguments, uses no GPU, under 10 s; writes to a
+#                                                       # fresh $TMPDIR/stvsr-gpu-check-dry.XXXXXX (printed)
 #   bash benchmarks/gpu_check.sh --onnx-dir DIR         # ONNX files exported beforehand on a CPU machine
 #                                                       # (DIR/zsm-fp32.onnx, zsm-fp16.onnx[, zsm-int8.onnx],
 #                                                       # <net>-fp32.onnx): TensorRT engine and ORT CUDA steps
 #   bash benchmarks/gpu_check.sh --ptx-dir DIR          # PTX built elsewhere (python -m stvsr.plugins build):
 #                                                       # checked too, beside the PTX built on the host
-# Environment: STVSR_GPU_OUT (default benchmarks/results/gpu), PYTHON (default python3, else python),
+# Environment: STVSR_GPU_OUT (default benchmarks/results/gpu; a dry run: a fresh temporary folder), PYTHON (default python3, else python),
 # STVSR_GPU_CHECK_DRY_RUN=1 (same as --dry-run).
 #
 # Steps, each with a time limit (all together 470 s, under 8 minutes; without TensorRT 360 s):
@@ -20,7 +21,7 @@
 #                       build here would embed
 #   kernels       80 s  benchmarks/gpu_kernels.py: that PTX loaded with cuda-bindings and launched in
 #                       TensorRT's argument layout vs the PyTorch ops, 540p/1080p, FP32/FP16, timed
-#   bench        120 s  stvsr-bench --backends pytorch,pytorch-fp16: the four networks at the papers' sizes
+#   bench        120 s  stvsr-bench --backends pytorch,pytorch-fp16: the five networks at the papers' sizes
 #                       on CUDA
 #   overlap       30 s  benchmarks/gpu_overlap.py: stvsr-run's TensorRT backend stream/event/pinned-memory
 #                       code with a context test double: double-buffered vs one-at-a-time wall time
@@ -57,8 +58,8 @@ for d in "$ONNX_DIR" "$EXTRA_PTX"; do
     if [ -n "$d" ] && [ ! -d "$d" ]; then echo "gpu_check: $d is not a folder" >&2; exit 2; fi
 done
 PY=${PYTHON:-$(command -v python3 || command -v python)}
-if [ "$DRY" = 1 ]; then
-    OUT=${STVSR_GPU_OUT:-${TMPDIR:-/tmp}/stvsr-gpu-check-dry}    # a dry run never replaces real results
+if [ "$DRY" = 1 ]; then    # a dry run never replaces real results: a fresh folder of its own, printed at the end
+    OUT=${STVSR_GPU_OUT:-$(mktemp -d "${TMPDIR:-/tmp}/stvsr-gpu-check-dry.XXXXXX")} || exit 2
 else
     OUT=${STVSR_GPU_OUT:-benchmarks/results/gpu}
 fi
@@ -118,10 +119,10 @@ skip() { record "$1" skipped 0 "$2" "$3"; echo "gpu_check: step '$1' skipped: $3
 # ---- env: what this host has; HAVE_* flags for the steps below
 if [ "$DRY" = 1 ]; then
     step env 30 "$PY" benchmarks/gpu_check.py env --out "$WORK/env.json" --shell "$WORK/env.sh"
-    HAVE_TRITON=1 HAVE_KERNELS=1 HAVE_TORCH_CUDA=1 HAVE_OVERLAP=1 HAVE_ORT_CUDA=1 HAVE_TENSORRT=1 ARCH=90
+    HAVE_TRITON=1 HAVE_KERNELS=1 HAVE_TORCH_CUDA=1 HAVE_BENCH=1 HAVE_OVERLAP=1 HAVE_ORT_CUDA=1 HAVE_TENSORRT=1 ARCH=90
 else
     step env 30 "$PY" benchmarks/gpu_check.py env --out "$WORK/env.json" --shell "$WORK/env.sh"
-    HAVE_TRITON=0 HAVE_KERNELS=0 HAVE_TORCH_CUDA=0 HAVE_OVERLAP=0 HAVE_ORT_CUDA=0 HAVE_TENSORRT=0 ARCH=90
+    HAVE_TRITON=0 HAVE_KERNELS=0 HAVE_TORCH_CUDA=0 HAVE_BENCH=0 HAVE_OVERLAP=0 HAVE_ORT_CUDA=0 HAVE_TENSORRT=0 ARCH=90
     WHY_PTX="env step failed" WHY_KERNELS="env step failed" WHY_BENCH="env step failed" \
         WHY_OVERLAP="env step failed" WHY_TENSORRT="env step failed"
     # shellcheck disable=SC1091
@@ -149,8 +150,8 @@ else
     skip kernels 80 "$WHY_KERNELS"
 fi
 
-# ---- bench: PyTorch CUDA FP32/FP16 of the four networks at the papers' sizes
-if [ "$HAVE_TORCH_CUDA" = 1 ]; then
+# ---- bench: PyTorch CUDA FP32/FP16 of the five networks at the papers' sizes
+if [ "$HAVE_BENCH" = 1 ]; then      # CUDA torch, click and onnx (gpu_check.py env)
     step bench 120 "$PY" -m stvsr.bench.cli --backends pytorch,pytorch-fp16 --no-comparisons --repeats 10 \
         --warmup 2 -o "$WORK/bench" -y
 else
@@ -199,7 +200,7 @@ GIT=$(git rev-parse --short HEAD 2>/dev/null || echo "?")
 SUMMARY_ARGS=(--work "$WORK" --out "$OUT/summary.md" --git "$GIT")
 [ "$DRY" = 1 ] && SUMMARY_ARGS+=(--dry-run)
 TOTAL=$(( $(date +%s) - START ))
-record total - "$TOTAL" 470 "time limits of the steps that ran or were planned: at most 470 s"
+record total - "$TOTAL" - ""          # the summary puts the limits of the steps that ran or were planned
 if ! timeout 10 "$PY" benchmarks/gpu_check.py summary "${SUMMARY_ARGS[@]}"; then
     FAILED+=(summary)
     echo "gpu_check: step 'summary' FAILED" >&2
@@ -208,7 +209,8 @@ rm -rf "$WORK/validate"                                  # engines and copies: l
 tar -czf "$OUT/logs.tar.gz.tmp" -C "$WORK" . && mv "$OUT/logs.tar.gz.tmp" "$OUT/logs.tar.gz"
 
 if [ "$DRY" = 1 ]; then
-    echo "gpu_check: no GPU (dry run): every step's arguments built and checked, nothing measured; $OUT/summary.md"
+    echo "gpu_check: no GPU (dry run): every step's arguments built and checked, nothing measured; written to" \
+         "$OUT: summary.md and logs.tar.gz"
     [ ${#FAILED[@]} -gt 0 ] && { echo "gpu_check: dry run FAILED: ${FAILED[*]}" >&2; exit 1; }
     exit 0
 fi

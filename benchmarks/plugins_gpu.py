@@ -20,14 +20,16 @@ Operators, on zsm-like features (64 channels, batch 1):
 * backward warp of a 64-channel feature by a pixel flow (border padding):
   - ``torch``: :func:`stvsr.ops.backward_warp` (flow -> grid -> grid_sample)
   - ``triton``: our warp kernel, flow in directly
-  - ``trt-native``: ONNX flow->grid arithmetic + native ``GridSample``
-    (FP16 runs: the grid is cast to FP16, as a plain FP16 conversion would do)
+  - ``trt-native``: ONNX flow->grid arithmetic + native ``GridSample`` as ``stvsr-export`` writes it: opset 19,
+    ``mode="bilinear"`` (TensorRT's ONNX parser reads opset 20's ``"linear"`` as nearest), and in FP16 runs the
+    sampling in an FP32 island (x cast to FP32 and back, the grid FP32), as ``stvsr.export.precision.to_fp16`` does
   - ``trt-stvsr``: ``stvsr::BackwardWarp`` (flow FP32 also in FP16 engines)
 
 Per row: median time over ``--iters`` runs (CUDA events), device memory (torch/triton: peak
 ``max_memory_allocated`` above what was allocated before the call, output included;
 TensorRT allocates outside torch's view, so its rows report the engine's activation memory
-``engine_device_mib`` instead), and the error against the FP32 PyTorch reference.
+``engine_device_mib`` instead), and the error against the FP32 PyTorch reference. Every measured row's error
+is bounded (``CHECK_TOL``), the TensorRT built-ins' too: a row over its bound makes the exit status 1.
 """
 from __future__ import annotations
 
@@ -59,7 +61,7 @@ def _need_gpu() -> None:
     try:
         import triton  # noqa: F401
     except ImportError:
-        print("plugins_gpu: triton is not installed (pip install triton==3.7.1)", file=sys.stderr)
+        print("plugins_gpu: triton is not installed (pip install -e \".[plugins]\": Triton 3.6 to 3.8)", file=sys.stderr)
         sys.exit(2)
 
 
@@ -124,7 +126,8 @@ def dcn_onnx(dtype_name: str, weight, bias):
 
 
 def warp_onnx_native(dtype_name: str, h: int, w: int):
-    """Portable ONNX of backward_warp: grid = (base + flow) * scale - 1, GridSample(align_corners=1, border)."""
+    """Portable ONNX of backward_warp: grid = (base + flow) * scale - 1, GridSample(bilinear, align_corners=1,
+    border) at opset 19; FP16 data is sampled in FP32 (the FP32 island of stvsr's FP16 graphs)."""
     import numpy as np
     from onnx import TensorProto, helper, numpy_helper
 
@@ -138,18 +141,20 @@ def warp_onnx_native(dtype_name: str, h: int, w: int):
              helper.make_node("Mul", ["pos", "scale"], ["pos_s"]),
              helper.make_node("Sub", ["pos_s", "one"], ["grid_nchw"]),
              helper.make_node("Transpose", ["grid_nchw"], ["grid32"], perm=[0, 2, 3, 1])]
-    grid = "grid32"
-    if dtype_name == "fp16":
-        nodes.append(helper.make_node("Cast", ["grid32"], ["grid16"], to=TensorProto.FLOAT16))
-        grid = "grid16"
-    nodes.append(helper.make_node("GridSample", ["x", grid], ["y"], mode="linear", padding_mode="border",
+    x, y = "x", "y"
+    if dtype_name == "fp16":   # the FP32 island: data in and out cast, the grid never FP16
+        nodes.append(helper.make_node("Cast", ["x"], ["x32"], to=TensorProto.FLOAT))
+        x, y = "x32", "y32"
+    nodes.append(helper.make_node("GridSample", [x, "grid32"], [y], mode="bilinear", padding_mode="border",
                                   align_corners=1))
+    if dtype_name == "fp16":
+        nodes.append(helper.make_node("Cast", ["y32"], ["y"], to=TensorProto.FLOAT16))
     graph = helper.make_graph(
         nodes, "warp",
         [helper.make_tensor_value_info("x", et, [1, CHANNELS, h, w]),
          helper.make_tensor_value_info("flow", TensorProto.FLOAT, [1, 2, h, w])],
         [helper.make_tensor_value_info("y", et, [1, CHANNELS, h, w])], inits)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 20)])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 19)])
     model.ir_version = 9
     return model
 
@@ -331,7 +336,8 @@ def run_case(size: str, dtype_name: str, iters: int, trt_reason: str | None) -> 
     return rows
 
 
-# Acceptance bounds for --check-only (relative to the reference's largest magnitude).
+# Error bounds of every measured row, ours and TensorRT's built-ins alike (relative to the reference's largest
+# magnitude): a nearest-sampled warp (a GridSample mode TensorRT misreads) is off by a large part of the signal.
 CHECK_TOL = {"fp32": 1e-4, "fp16": 1e-2}
 
 
@@ -384,10 +390,11 @@ def main(argv=None) -> int:
         extra = r["peak_extra_mib"] if r["peak_extra_mib"] is not None else float("nan")
         print(f"{r['op']:14} {r['impl']:11} {r['size']:6} {r['dtype']:5} {r['ms']:9.3f} {extra:9.1f} "
               f"{r.get('engine_device_mib', float('nan')):8.1f} {r['max_rel']:9.2e}")
-        if r["impl"] in ("triton", "trt-stvsr") and r["max_rel"] > CHECK_TOL[r["dtype"]]:
+        if r["impl"] != "torch" and r["max_rel"] > CHECK_TOL[r["dtype"]]:
             bad.append(r)
     if bad:
-        print(f"\n{len(bad)} stvsr rows failed or exceeded the error bounds {CHECK_TOL}", file=sys.stderr)
+        print(f"\n{len(bad)} rows failed or exceeded the error bounds {CHECK_TOL}: "
+              + ", ".join(f"{r['op']} {r['impl']} {r['size']} {r['dtype']}" for r in bad), file=sys.stderr)
     if args.require_tensorrt and trt_reason:
         print(f"plugins_gpu: --require-tensorrt: failing, TensorRT is unavailable ({trt_reason}); "
               f"the {len(rows)} rows above were still measured", file=sys.stderr)

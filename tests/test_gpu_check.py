@@ -37,9 +37,16 @@ def _module(name: str):
     return module
 
 
-def _run(tmp_path, *args, path: str | None = None, extra_env: dict | None = None):
-    out = tmp_path / "gpu"
-    env = {**os.environ, "STVSR_GPU_OUT": str(out), "PYTHON": sys.executable, **(extra_env or {})}
+def _run(tmp_path, *args, path: str | None = None, extra_env: dict | None = None, out: Path | None = None):
+    """gpu_check.sh with ``STVSR_GPU_OUT`` set to ``out`` (default tmp_path/gpu; ``False``: unset, with
+    ``TMPDIR`` in tmp_path so that a dry run's own folder lands there)."""
+    out = tmp_path / "gpu" if out is None else out
+    env = {**os.environ, "PYTHON": sys.executable, **(extra_env or {})}
+    env.pop("STVSR_GPU_OUT", None)
+    if out:
+        env["STVSR_GPU_OUT"] = str(out)
+    else:
+        env["TMPDIR"] = str(tmp_path)
     if path is not None:
         env["PATH"] = path
     res = subprocess.run(["bash", str(SCRIPT), *args], capture_output=True, text=True, env=env, timeout=120)
@@ -53,12 +60,18 @@ def test_dry_run_builds_every_step_and_writes_one_summary_and_one_archive(tmp_pa
         (onnx_dir / name).write_bytes(b"placeholder")
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
-    res, out = _run(tmp_path, "--dry-run", "--onnx-dir", str(onnx_dir))
+    res, _ = _run(tmp_path, "--dry-run", "--onnx-dir", str(onnx_dir), out=False)
     wall = time.perf_counter() - start
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     assert res.returncode == 0, res.stdout + res.stderr
     assert "gpu_check: no GPU (dry run)" in res.stdout
+    # Issue 21: without STVSR_GPU_OUT a dry run writes to a fresh folder of its own (never a fixed
+    # /tmp/stvsr-gpu-check-dry another user or run may hold) and says which.
+    last = res.stdout.strip().splitlines()[-1]
+    out = Path(last.split("written to ", 1)[1].split(": summary.md")[0])
+    assert out.parent == tmp_path and out.name.startswith("stvsr-gpu-check-dry.") and out.name != "stvsr-gpu-check-dry"
+    assert last.endswith(f"written to {out}: summary.md and logs.tar.gz"), last
     # Under 10 s of work (CPU time: the wall time on a shared 2-core CI machine varies with its load).
     assert cpu < 10, (cpu, wall)
     assert sorted(p.name for p in out.iterdir()) == ["logs.tar.gz", "summary.md"]
@@ -179,3 +192,62 @@ def test_ort_placement_reads_the_provider_of_every_node(tmp_path):
         warnings.simplefilter("ignore")                  # "CUDAExecutionProvider is not available"
         ops = ort_cuda.placement(str(tmp_path / "test-fp32.onnx"), str(tmp_path))
     assert ops == {"Neg": {"CPUExecutionProvider": 1}, "Relu": {"CPUExecutionProvider": 1}}
+
+
+# ------------------------------------------------------------------ issue 21, item 19
+
+def test_bench_step_needs_click_and_onnx_and_says_so():
+    """stvsr-bench imports click (its CLI) and onnx (its graphs' metadata): a host without them skips the bench
+    step with the reason instead of running it into a traceback."""
+    gpu_check = _module("gpu_check")
+    have = {"torch": "2.13.0", "triton": "3.6.0", "cuda.bindings": "13.0", "onnxruntime": "1.32.0", "click": "8.1",
+            "onnx": "1.23.2"}
+    env = {"packages": dict(have), "missing": {}, "torch_cuda": True, "ort_providers": []}
+    assert gpu_check.capabilities(env)["bench"] is None
+    for module in ("click", "onnx"):
+        env = {"packages": {k: v for k, v in have.items() if k != module}, "torch_cuda": True, "ort_providers": [],
+               "missing": {module: f"ModuleNotFoundError: No module named '{module}'"}}
+        why = gpu_check.capabilities(env)["bench"]
+        assert why == f"stvsr-bench needs {module} (ModuleNotFoundError: No module named '{module}')", why
+    script = SCRIPT.read_text()
+    assert 'if [ "$HAVE_BENCH" = 1 ]; then' in script and 'skip bench 120 "$WHY_BENCH"' in script
+
+
+def test_summary_total_counts_only_the_steps_that_ran(tmp_path):
+    """A host without TensorRT: the total row's limit is that of the steps that ran, not 470 s."""
+    gpu_check = _module("gpu_check")
+    work = tmp_path / "work"
+    work.mkdir()
+    rows = [("env", "ok", 4, 30), ("ptx", "ok", 41, 60), ("kernels", "ok", 50, 80), ("bench", "ok", 90, 120),
+            ("overlap", "ok", 9, 30), ("ort-cuda", "ok", 5, 30), ("trt-plugins", "skipped", 0, 45),
+            ("trt-validate", "skipped", 0, 65)]
+    (work / "steps.tsv").write_text("".join(f"{n}\t{s}\t{t}\t{lim}\t\n" for n, s, t, lim in rows)
+                                    + "total\t-\t201\t-\t\n")
+    out = tmp_path / "summary.md"
+    assert gpu_check.main(["summary", "--work", str(work), "--out", str(out)]) == 0
+    total = next(ln for ln in out.read_text().splitlines() if ln.startswith("| total |"))
+    assert total.startswith("| total | - | 201 | 360 |"), total        # 350 s of steps + the summary's 10 s
+    assert "not those of the skipped trt-plugins, trt-validate" in total, total
+
+
+def _without_pyav(tmp_path) -> dict:
+    """The environment of a host without PyAV: ``import av`` fails (a shadowing package that raises)."""
+    stub = tmp_path / "no_pyav" / "av"
+    stub.mkdir(parents=True, exist_ok=True)
+    (stub / "__init__.py").write_text('raise ImportError("PyAV is not installed on this host (test double)")\n')
+    return {**os.environ, "PYTHONPATH": os.pathsep.join([str(stub.parent), str(ROOT)])}
+
+
+def test_validate_gpu_checks_pyav_before_picking_scikit_videos_clip(tmp_path):
+    script = [sys.executable, str(ROOT / "benchmarks" / "validate_gpu.py")]
+    res = subprocess.run(script + ["--dry-run"], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert res.returncode == 0 and res.stdout.rstrip().endswith("bikes.mp4"), res.stdout + res.stderr
+    res = subprocess.run(script + ["--dry-run"], capture_output=True, text=True, cwd=ROOT, timeout=120,
+                         env=_without_pyav(tmp_path))
+    assert res.returncode == 0, res.stderr
+    assert "on seeded random frames (PyAV is not installed (ImportError: PyAV is not installed" in res.stdout, \
+        res.stdout
+    res = subprocess.run(script + ["--dry-run", "--video", "clip.mp4"], capture_output=True, text=True, cwd=ROOT,
+                         timeout=120, env=_without_pyav(tmp_path))
+    assert res.returncode == 2 and res.stderr.count("\n") == 1, res.stderr
+    assert res.stderr.startswith("validate_gpu: --video clip.mp4 needs PyAV to read it"), res.stderr

@@ -108,3 +108,44 @@ def test_require_tensorrt_measures_the_triton_rows_then_fails(plugins_gpu, monke
 
     # Without the flag the same run passes (TensorRT rows skipped with the reason).
     assert plugins_gpu.main(["--sizes", "540p", "--dtypes", "fp32"]) == 0
+
+
+# ------------------------------------------------------------------ issue 21, item 18
+
+@pytest.mark.parametrize("dtype", ["fp32", "fp16"])
+def test_native_warp_graph_is_what_tensorrt_reads_as_bilinear(plugins_gpu, dtype):
+    """The trt-native warp row's graph: opset 19 'bilinear' (opset 20's 'linear' is built as nearest by TensorRT's
+    ONNX parser), FP16 sampled in an FP32 island; on ONNX Runtime it is stvsr.ops.backward_warp within the
+    row's error bound."""
+    import numpy as np
+    import onnxruntime as ort
+    import torch
+
+    from stvsr import ops
+    from stvsr.engines.trt_compat import problems
+
+    h, w = plugins_gpu.SIZES["check"]
+    model = plugins_gpu.warp_onnx_native(dtype, h, w)
+    assert problems(model) == []
+    t = plugins_gpu.make_inputs(h, w, torch.float16 if dtype == "fp16" else torch.float32, device="cpu")
+    ref = ops.backward_warp(t["x"].float(), t["flow"], "border")
+    sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    out = sess.run(None, {"x": t["x"].numpy(), "flow": t["flow"].numpy()})[0]
+    err = plugins_gpu._err(torch.from_numpy(out.astype(np.float32)), ref)
+    assert err["max_rel"] < plugins_gpu.CHECK_TOL[dtype], err
+
+
+def test_trt_native_rows_are_held_to_the_error_bounds(plugins_gpu, monkeypatch, capsys):
+    def run_case_double(size, dtype, iters, trt_reason):      # TEST DOUBLE of one case's measurements
+        row = {"size": size, "dtype": dtype, "ms": 1.0, "peak_extra_mib": None, "source": "test double"}
+        return [{**row, "op": "backward_warp", "impl": "triton", "max_rel": 1e-6},
+                {**row, "op": "backward_warp", "impl": "trt-native", "max_rel": 0.3},   # e.g. sampled as nearest
+                {**row, "op": "deform_conv2d", "impl": "trt-native", "max_rel": 1e-6}]
+
+    monkeypatch.setattr(plugins_gpu, "_need_gpu", lambda: None)
+    monkeypatch.setattr(plugins_gpu, "_device_name", lambda: "device double", raising=False)
+    monkeypatch.setattr(plugins_gpu, "_have_tensorrt", lambda: None)
+    monkeypatch.setattr(plugins_gpu, "run_case", run_case_double)
+    assert plugins_gpu.main(["--sizes", "540p", "--dtypes", "fp32"]) == 1
+    err = capsys.readouterr().err
+    assert "1 rows failed or exceeded the error bounds" in err and "backward_warp trt-native 540p fp32" in err, err

@@ -11,7 +11,7 @@ pytest.importorskip("triton", reason="triton is needed for the plugin kernels")
 
 from stvsr.ops import backward_warp, deform_conv2d  # noqa: E402
 from stvsr.plugins import configs, launch  # noqa: E402
-from stvsr.plugins.interpret import interpreted_kernels  # noqa: E402
+from stvsr.plugins.interpret import interpreted_kernels, interpreter_unavailable  # noqa: E402
 
 # Small blocks so that even tiny tensors span several programs and masked tails.
 SMALL_WARP = configs.WarpConfig(block_p=16, block_c=4)
@@ -23,6 +23,8 @@ REL_TOL = {torch.float32: 1e-5, torch.float16: 4e-3}
 
 @pytest.fixture(scope="module")
 def kernels():
+    if (why := interpreter_unavailable()) is not None:
+        pytest.skip(why)
     return interpreted_kernels()
 
 
@@ -145,3 +147,18 @@ def test_launchers_write_into_given_output(kernels):
     assert _rel_err(out, backward_warp(x, flow)) <= 1e-5
     with pytest.raises(ValueError, match="out must be"):
         launch.backward_warp(x, flow, kernels=kernels, out=out.half())
+
+
+def test_interpreter_needs_triton_3_7_and_says_so_on_3_6(monkeypatch):
+    """Triton 3.6 (GPU hosts) compiles the kernels, but its CPU interpreter fails on their loops with numpy 2.4:
+    the interpreter tests skip there with that reason instead of failing (checked with triton 3.6.0 installed)."""
+    import triton
+
+    monkeypatch.setattr(triton, "__version__", "3.6.0")
+    why = interpreter_unavailable()
+    assert why and why.startswith("Triton 3.6.0's CPU interpreter cannot run the kernels") and "Triton >= 3.7" in why
+    with pytest.raises(RuntimeError, match="3.6.0 still compiles them to PTX"):
+        interpreted_kernels()
+    for version in ("3.7.1", "3.8.0"):
+        monkeypatch.setattr(triton, "__version__", version)
+        assert interpreter_unavailable() is None

@@ -91,9 +91,10 @@ def test_rewrite_fills_missing_bias_and_mask():
 def test_plugin_attributes_reproduce_onnxruntime():
     """The kernels driven by the plugin nodes' attributes match ORT on the portable graph."""
     from stvsr.plugins import launch
-    from stvsr.plugins.interpret import interpreted_kernels
+    from stvsr.plugins.interpret import interpreted_kernels, interpreter_unavailable
 
-    pytest.importorskip("triton")
+    if (why := interpreter_unavailable()) is not None:
+        pytest.skip(why)
     portable = _portable(True)
     rng = np.random.default_rng(1)
     feeds = {"x": rng.standard_normal((1, 4, 6, 7)).astype(np.float32),
@@ -165,9 +166,10 @@ def test_torch_export_with_plugin_translation():
 def test_plugin_graph_evaluates_like_portable_graph(with_bias_and_mask):
     """The whole rewritten graph (filled-in bias/mask included) computes what ORT computes."""
     from stvsr.plugins import reference
-    from stvsr.plugins.interpret import interpreted_kernels
+    from stvsr.plugins.interpret import interpreted_kernels, interpreter_unavailable
 
-    pytest.importorskip("triton")
+    if (why := interpreter_unavailable()) is not None:
+        pytest.skip(why)
     portable = _portable(with_bias_and_mask)
     rng = np.random.default_rng(2)
     feeds = {"x": rng.standard_normal((1, 4, 5, 6)).astype(np.float32),

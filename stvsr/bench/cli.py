@@ -65,10 +65,10 @@ def _names(text: str, allowed: tuple[str, ...], what: str) -> list[str]:
 @click.option("--backends", default=None, help=f"Comma-separated; default full: {FULL_BACKENDS}.")
 @click.option("--repeats", type=click.IntRange(1), default=None, help="Timed repeats (default 3; quick 1).")
 @click.option("--warmup", type=click.IntRange(0), default=None, help="Warm-up calls (default 1; quick 0).")
-@click.option("--threads", type=click.IntRange(0), default=0, help="Threads for PyTorch and ORT (0: default).")
+@click.option("--threads", type=click.IntRange(0), default=0, help="Threads for PyTorch and ORT (0: PyTorch the fastest count here, probed; ORT its default).")
 @click.option("--size", default=None, help="LR WIDTHxHEIGHT for every network (default: the papers' sizes).")
 @click.option("--times", type=click.IntRange(1), default=1, show_default=True,
-              help="Interpolated frames per window for stvun/fmu.")
+              help="Interpolated frames per gap for stvun/fmu/tmnet.")
 @click.option("--no-comparisons", is_flag=True, help="Skip the one-stage/two-stage timing.")
 @click.option("--speed", is_flag=True, help="Speed changes against today's graphs, one ratio per change measured "
                                             "in one run (fmu, zsm, DeformConv; ORT CPU, 1 thread unless --threads).")

@@ -38,7 +38,8 @@ def markdown(result: dict) -> str:
         match = "yes" if paper is not None and abs(round(ours_m, 2) - paper) < 0.051 else ("-" if paper is None else "no")
         lines.append(f"| {name} | {net['params']:,} ({ours_m:.2f}M) | {_fmt(paper, '.2f')}M | {match} |")
     lines += [""] + [f"- {name}: weights {net['weights']}; footage {net['footage']}; LR {net['lr_size']} "
-                     f"(paper {net['paper_lr_size']}); inputs {net['inputs']}" for name, net in result["networks"].items()]
+                     f"(paper {net['paper_lr_size']}); inputs {net['inputs']}"
+                     + (f"; {net['note']}" if net.get("note") else "") for name, net in result["networks"].items()]
     if result.get("skipped"):
         lines += ["", "Backends not run: " + "; ".join(result["skipped"]) + "."]
     lines += ["", "## Speed and fidelity", "",

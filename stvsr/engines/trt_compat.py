@@ -12,7 +12,10 @@ a supported type. On top of that:
 * stvsr plugin nodes: op, domain, ``plugin_namespace``, plugin version, inputs and attribute names and
   types exactly as the registration declares them (:mod:`stvsr.plugins.onnx_nodes`, which tests check
   against :mod:`stvsr.plugins.trt` through TensorRT's own ``tensorrt.plugin``).
-* A few documented restrictions our graphs could hit (DeformConv pads, Resize modes, ScatterND reduction).
+* A few documented restrictions our graphs could hit (DeformConv pads, Resize modes, ScatterND reduction), and
+  one undocumented: GridSample ``mode="linear"``/``"cubic"`` (opset 20's names) are imported as nearest.
+
+Nodes in loop bodies (TMNet's ConvLSTM is one ``Loop``) are checked like the others.
 
 ``check_graph`` raises :class:`CompatError` naming the first offending node in one line; the engine
 builder runs it before TensorRT parses anything.
@@ -28,6 +31,7 @@ import numpy as np
 import onnx
 from onnx import AttributeProto, TensorProto, helper, numpy_helper
 
+from stvsr.onnx_subgraphs import all_initializers, all_nodes, all_value_infos
 from stvsr.plugins import onnx_nodes
 
 DATA_FILE = Path(__file__).parent / "data" / "onnx_tensorrt_ops.json"
@@ -50,6 +54,10 @@ NON_DATA_INPUTS = {
 }
 SUBGRAPH_OPS = {"If", "Loop", "Scan"}
 RESIZE_MODES = {"nearest", "linear"}
+# GridSample modes onnx-tensorrt's importer maps (nearest, bilinear, bicubic: the opset 16 names); it leaves any
+# other name, such as opset 20's "linear" and "cubic" (what torch writes at opset 20), at its default of nearest
+# (onnxOpImporters.cpp, GridSample importer, onnx-tensorrt 10.1): a silently wrong engine, so refused here.
+GRID_SAMPLE_MODES = {"nearest", "bilinear", "bicubic"}
 RESIZE_COORDINATES = {"half_pixel", "pytorch_half_pixel", "tf_half_pixel_for_nn", "asymmetric", "align_corners"}
 
 
@@ -101,14 +109,15 @@ class _Graph:
 
     def __init__(self, model: onnx.ModelProto):
         self.model, self.graph = model, model.graph
-        self.constants: dict[str, np.ndarray] = {t.name: numpy_helper.to_array(t) for t in self.graph.initializer}
-        for node in self.graph.node:
+        inits = all_initializers(self.graph)
+        self.constants: dict[str, np.ndarray] = {name: numpy_helper.to_array(t) for name, t in inits.items()}
+        for node in all_nodes(self.graph):
             if node.op_type == "Constant":
                 value = next((a for a in node.attribute if a.name == "value"), None)
                 if value is not None:
                     self.constants[node.output[0]] = numpy_helper.to_array(value.t)
         self.consumers: dict[str, list[tuple[onnx.NodeProto, int]]] = {}
-        for node in self.graph.node:
+        for node in all_nodes(self.graph):
             for i, name in enumerate(node.input):
                 self.consumers.setdefault(name, []).append((node, i))
         self.types = self._infer_types()
@@ -117,17 +126,16 @@ class _Graph:
         # Plugin nodes have no ONNX type inference: stand an Identity of their data input in for each (their
         # output has the data input's type) so that types propagate through the rest of the graph.
         proxy = onnx.ModelProto.FromString(self.model.SerializeToString())
-        for node in proxy.graph.node:
+        for node in all_nodes(proxy.graph):
             if node.domain == onnx_nodes.DOMAIN and node.input:
                 node.CopyFrom(helper.make_node("Identity", [node.input[0]], [node.output[0]], name=node.name))
         try:
             inferred = onnx.shape_inference.infer_shapes(proxy).graph
         except Exception:  # noqa: BLE001 - inference is best effort; untyped tensors are not type-checked
             inferred = proxy.graph
-        types = {v.name: v.type.tensor_type.elem_type
-                 for v in list(inferred.value_info) + list(inferred.input) + list(inferred.output)}
-        types.update({t.name: t.data_type for t in self.graph.initializer})
-        for node in self.graph.node:
+        types = {v.name: v.type.tensor_type.elem_type for v in all_value_infos(inferred)}
+        types.update({name: t.data_type for name, t in all_initializers(self.graph).items()})
+        for node in all_nodes(self.graph):
             if node.op_type == "Constant":
                 value = next((a for a in node.attribute if a.name == "value"), None)
                 if value is not None:
@@ -264,6 +272,10 @@ def _check_restrictions(node: onnx.NodeProto) -> Problem | None:
         if mode not in RESIZE_MODES or coords not in RESIZE_COORDINATES:
             return Problem(node.name, node.op_type, f"mode {mode!r} / coordinate_transformation_mode {coords!r} "
                            "is not supported by TensorRT")
+    if node.op_type == "GridSample" and _str(a.get("mode", "bilinear")) not in GRID_SAMPLE_MODES:
+        mode = _str(a["mode"])
+        return Problem(node.name, node.op_type, f"mode {mode!r} (opset 20's name) would be built as nearest: TensorRT's "
+                       "ONNX parser knows only 'nearest', 'bilinear' and 'bicubic'; export with --opset 19")
     if node.op_type == "ScatterND" and _str(a.get("reduction", "none")) != "none":
         return Problem(node.name, node.op_type, "a ScatterND reduction is not supported by TensorRT")
     return None
@@ -318,7 +330,7 @@ def problems(model: onnx.ModelProto) -> list[Problem]:
     g = _Graph(model)
     found = _check_opset(model) + _check_io(g)
     ops = support()["operators"]
-    for index, node in enumerate(model.graph.node):
+    for index, node in enumerate(all_nodes(model.graph)):
         if node.domain == onnx_nodes.DOMAIN or node.op_type in onnx_nodes.PLUGIN_OPS \
                 or any(a.name == "plugin_namespace" for a in node.attribute):
             p = _check_plugin(node, g)

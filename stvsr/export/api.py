@@ -8,7 +8,8 @@ from pathlib import Path
 from typing import Callable
 
 from stvsr import __version__
-from stvsr.export.graphs import base_metadata, example_inputs, graph_module, has_tiled_variant
+from stvsr.export.graphs import (base_metadata, choose_window, example_inputs, graph_module, has_tiled_variant,
+                                 weights_file_for_window)
 from stvsr.export.onnx_export import DEFAULT_OPSET, MIN_OPSET, ExportError, atomic_save, export_graph, finalize
 from stvsr.export.precision import INT8_TARGETS, to_fp16, to_int8
 from stvsr.export.verify import Comparison, compare, ort_session, run_ort, run_torch
@@ -36,6 +37,21 @@ class ExportReport:
     notes: list[str] = field(default_factory=list)
 
 
+def precision_line(precision: str, check: Comparison, speed_ratio: float, random_weights: bool) -> str:
+    """The line comparing an FP16/INT8 graph with its FP32 graph. With random weights the network's output is
+    not a picture in [0, 1] (values far outside it), so a PSNR with peak 1 reads low whatever the precision
+    does: the line says so and points at the relative L2 and at how to get the real figure."""
+    line = (f"{precision.upper()} graph vs FP32 graph: {check.line()}; speed vs FP32 on ONNX Runtime CPU at "
+            f"{VERIFY_SIZE[1]}x{VERIFY_SIZE[0]} (median of {SPEED_REPEATS} after {SPEED_WARMUP} warm-up): "
+            f"x{speed_ratio:.2f}")
+    if random_weights:
+        line += (f". Random weights: the output is not a picture in [0, 1], so this PSNR says nothing about "
+                 f"{precision.upper()}'s error; the relative L2 ({check.rel_l2:.3g}) is the figure to read here. "
+                 f"The error on real pictures needs the official checkpoint: the same command without "
+                 f"--random-weights prints it")
+    return line
+
+
 def default_output(name: str, precision: str, plugins: str) -> Path:
     suffix = "" if precision == "fp32" else f"-{precision}"
     suffix += "" if plugins == "none" else f"-{plugins}"
@@ -46,13 +62,18 @@ def export_model(name: str, weights: str | None = None, random_weights: bool = F
                  calib: str | None = None, opset: int = DEFAULT_OPSET, output: str | os.PathLike | None = None,
                  verify: bool = True, plugins: str = "none", calib_windows: int = 4,
                  log: Callable[[str], None] = lambda msg: None, int8_target: str = "cpu",
-                 all_outputs: bool = False, overwrite: bool = True) -> ExportReport:
+                 all_outputs: bool = False, overwrite: bool = True, for_tensorrt: bool = False,
+                 window: int | None = None) -> ExportReport:
     """Export ``name`` and return what was written and measured. Raises ``ExportError``/``ValueError``.
 
     ``int8_target``: ``cpu`` (uint8 activations, fast on ONNX Runtime) or ``tensorrt`` (symmetric
-    int8). ``all_outputs``: keep every fixed output; by default a network with a tiled variant (zsm)
-    drops the last one so that windows tile time without computing any output twice.
+    int8). ``all_outputs``: keep every fixed output; by default a network with a tiled variant (zsm,
+    tmnet) drops the last one so that windows tile time without computing any output twice.
     ``overwrite``: replace an existing output (otherwise refused, also if one appears meanwhile).
+    ``for_tensorrt`` (implied by ``plugins`` native/stvsr): the graph must pass the static TensorRT check
+    (``stvsr.engines.trt_compat``) before it is written, e.g. no opset-20 GridSample TensorRT would read as nearest.
+    ``window``: frames per window where the network is exported for several (tmnet: 4 or 2); default
+    from the weights file name (``tmnet_multiple_frames.pth``: 2), else the network's default.
     """
     start = time.perf_counter()
     if precision not in PRECISIONS:
@@ -73,13 +94,14 @@ def export_model(name: str, weights: str | None = None, random_weights: bool = F
     except OutputError as exc:
         raise ExportError(str(exc)) from None
     tiled = not all_outputs and has_tiled_variant(name)
-    meta = base_metadata(name, tiled)
+    window = choose_window(name, window, weights)
+    meta = base_metadata(name, tiled, window)
     if precision == "int8":  # read the calibration video early: a bad file fails before the slow work
         from stvsr.export.calibration import calibration_windows
 
         calibration = calibration_windows(calib, meta, windows=calib_windows)
-    choice = resolve_weights(name, weights, random_weights)
-    log(f"building {name} ({'random weights' if choice.random else choice.source})")
+    choice = resolve_weights(name, weights, random_weights, weights_file_for_window(name, window))
+    log(f"building {name} ({'random weights' if choice.random else choice.source}; windows of {window} frames)")
     module = graph_module(name, choice.state, tiled)
     meta.weights_source, meta.weights_sha256, meta.random_weights = choice.source, choice.sha256, choice.random
     meta.exporter, meta.precision, meta.plugins = f"stvsr {__version__}", precision, plugins
@@ -114,9 +136,7 @@ def export_model(name: str, weights: str | None = None, random_weights: bool = F
         t = time_interleaved({"fp32": lambda: fp32_sess.run(None, feed), precision: lambda: sess.run(None, feed)},
                              SPEED_WARMUP, SPEED_REPEATS)
         report.speed_ratio = t["fp32"].median / t[precision].median
-        log(f"{precision.upper()} graph vs FP32 graph: {report.precision_check.line()}; speed vs FP32 on ONNX "
-            f"Runtime CPU at {VERIFY_SIZE[1]}x{VERIFY_SIZE[0]} (median of {SPEED_REPEATS} after "
-            f"{SPEED_WARMUP} warm-up): x{report.speed_ratio:.2f}")
+        log(precision_line(precision, report.precision_check, report.speed_ratio, choice.random))
         if precision == "fp16" and report.precision_check.rel_l2 > FP16_TOLERANCE:
             raise ExportError(f"FP16 verification failed: relative error {report.precision_check.rel_l2:.3g} "
                               f"> {FP16_TOLERANCE}")
@@ -127,6 +147,14 @@ def export_model(name: str, weights: str | None = None, random_weights: bool = F
         report.notes.append(f"plugin nodes: {counts} (ONNX Runtime cannot run them; verified before the rewrite)")
         log(report.notes[-1])
     finalize(model, meta)
+    if for_tensorrt or plugins != "none":   # a graph for TensorRT that TensorRT would refuse or misread: not written
+        from stvsr.engines.trt_compat import CompatError, check_graph
+
+        try:
+            check_graph(model)
+        except CompatError as exc:
+            raise ExportError(f"{exc} (the graph is for TensorRT: --plugins {plugins}"
+                              f"{' or --profile' if for_tensorrt else ''})") from None
     try:
         atomic_save(model, path, overwrite)
     except OutputError as exc:

@@ -64,8 +64,12 @@ def _max_opset() -> int:
               help="INT8 only. cpu: uint8 activations, what ONNX Runtime's CPU kernels fuse (stvsr-run on a CPU); "
                    "tensorrt: symmetric int8. Default: tensorrt with --profile or --plugins native|stvsr, else cpu.")
 @click.option("--all-outputs", is_flag=True,
-              help="Keep every fixed output. By default zsm drops its window's last output, the next window's "
-                   "first, so that windows at stride 3 compute no output twice.")
+              help="Keep every fixed output. By default zsm and tmnet drop their window's last output, the next "
+                   "window's first, so that windows at stride 3 compute no output twice.")
+@click.option("--window", type=click.IntRange(1), default=None,
+              help="Frames per window, for a network exported for several: tmnet 4 (tmnet_single_frame.pth, the "
+                   "default) or 2 (tmnet_multiple_frames.pth). Default: from the weights file name, else the "
+                   "network's default.")
 @click.option("--opset", type=click.IntRange(MIN_OPSET, _max_opset()), default=DEFAULT_OPSET, show_default=True,
               help=f"ONNX opset, {MIN_OPSET} to {_max_opset()} (DeformConv needs {MIN_OPSET}; torch's exporter "
                    f"writes up to {_max_opset()}).")
@@ -85,8 +89,8 @@ def _max_opset() -> int:
               help="Engine cache folder (plans, their .json metadata, the timing cache).")
 @click.option("--workspace", type=click.IntRange(64), default=4096, show_default=True, help="TensorRT workspace (MiB).")
 @click.option("-q", "--quiet", is_flag=True, help="Print only errors.")
-def main(name, weights, random_weights, fp16, int8, calib, calib_windows, int8_target, all_outputs, opset, plugins,
-         output, overwrite, no_verify, profiles, engine_dir, workspace, quiet):
+def main(name, weights, random_weights, fp16, int8, calib, calib_windows, int8_target, all_outputs, window, opset,
+         plugins, output, overwrite, no_verify, profiles, engine_dir, workspace, quiet):
     """Export the network named by --model to ONNX, verified against PyTorch on ONNX Runtime (CPU).
 
     \b
@@ -95,6 +99,7 @@ def main(name, weights, random_weights, fp16, int8, calib, calib_windows, int8_t
       stvsr-export --model stvun --fp16
       stvsr-export --model fmu --int8 --calib clip.mp4 -o fmu-int8.onnx
       stvsr-export --model zsm --random-weights -o zsm.onnx
+      stvsr-export --model tmnet --weights tmnet_multiple_frames.pth   (windows of 2 frames, any --factor)
     """
     from stvsr.export.api import default_output, export_model
     from stvsr.export.onnx_export import ExportError
@@ -114,13 +119,18 @@ def main(name, weights, random_weights, fp16, int8, calib, calib_windows, int8_t
     int8_target = int8_target or ("tensorrt" if for_tensorrt else "cpu")
     log = (lambda m: None) if quiet else (lambda m: click.echo(f"stvsr-export: {m}", err=True))
     cli_signals.active().watch(output or default_output(name, precision, plugins))
+    from stvsr.export.graphs import base_metadata, choose_window
+
+    try:  # before anything slow: a window the network is not exported for
+        window = choose_window(name, window, weights)
+    except ValueError as exc:
+        _fail(str(exc))
     parsed = []
     if profiles:
         from stvsr.engines.builder import require_tensorrt
         from stvsr.engines.profiles import ProfileError, parse_profile
-        from stvsr.export.graphs import base_metadata
 
-        meta = base_metadata(name, not all_outputs)
+        meta = base_metadata(name, not all_outputs, window)
         try:
             parsed = [parse_profile(p, meta.scale, meta.size_multiple) for p in profiles]
             require_tensorrt()  # fail before the export, not after
@@ -128,7 +138,8 @@ def main(name, weights, random_weights, fp16, int8, calib, calib_windows, int8_t
             _fail(str(exc))
     try:  # export_model refuses an existing output (without -y), a folder or an input before the slow work
         report = export_model(name, weights, random_weights, precision, calib, opset, output, not no_verify,
-                              plugins, calib_windows, log, int8_target, all_outputs, overwrite)
+                              plugins, calib_windows, log, int8_target, all_outputs, overwrite, window=window,
+                              for_tensorrt=for_tensorrt)
     except (KeyboardInterrupt, Exception) as exc:  # one line; the temporary file is already removed
         _stopped(exc, (ExportError, CheckpointError, VideoError, ValueError))
     if parsed:

@@ -5,8 +5,11 @@ takes, where in time each output frame lies, the spatial scale and the size mult
 
 Time positions are in units of input-frame index inside one window: with a 4-frame window,
 position 1.5 is halfway between the window's second and third frames. A model with a
-``times`` input also renders, after its fixed outputs, one frame at ``time_gap + t`` for every
-``t`` fed in ``times`` (``time_gap`` is the index of the frame that starts that gap).
+``times`` input also renders one frame at ``g + t`` for every ``t`` fed in ``times`` in each of
+its gaps ``g`` (the index of the frame that starts the gap). ``output_layout`` says where those
+frames are among the outputs, e.g. ``[0.0, {"gap": 0}, 1.0]``: frame 0, the frames at the times
+in gap 0, frame 1 (TMNet on 2 frames). Without a layout, ``time_gap`` names the one gap whose
+frames follow the fixed outputs (stvun, fmu; schema 1).
 """
 from __future__ import annotations
 
@@ -15,16 +18,21 @@ import json
 import math
 import os
 from dataclasses import asdict, dataclass, field
-from typing import Any, Iterator
+from typing import Any, Iterator, Sequence, TypeVar
 
 METADATA_KEY = "stvsr"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2          # written when output_layout is used (an older reader would ignore it), else 1
+READ_SCHEMAS = (1, 2)
+GAP = "gap"                 # output_layout entry {"gap": g}: one output per time, at g + t
 MAX_WINDOW, MAX_SCALE, MAX_MULTIPLE = 64, 16, 1024   # sanity bounds checked when metadata is read
 
 # Graph convention shared by every exported network.
 FRAMES_INPUT = "frames"     # float32 [B, N, 3, H, W], RGB in [0, 1]
 TIMES_INPUT = "times"       # float32 [T], values in (0, 1)
 OUTPUT = "frames_out"       # float32 [B, M, 3, scale*H, scale*W], RGB in [0, 1] (not clamped)
+
+
+Time = TypeVar("Time")       # float or fractions.Fraction
 
 
 class MetadataError(ValueError):
@@ -39,6 +47,7 @@ class ModelMetadata:
     scale: int                               # spatial upscaling factor
     size_multiple: int                       # H and W must be multiples of this (pad, then crop)
     time_gap: int | None = None              # with a times input: outputs at time_gap + t follow the fixed ones
+    output_layout: list = field(default_factory=list)  # or: every output group in graph order (module docstring)
     flow_inputs: list[str] = field(default_factory=list)  # e.g. ["flow_fwd", "flow_bwd"]
     flow_pairs: list[list[int]] = field(default_factory=list)  # per flow input: [from, to] frame indices
     flow_units: str = "pixels"              # flows are fed in LR pixels, (dx, dy) channel order
@@ -53,14 +62,39 @@ class ModelMetadata:
     inputs: dict[str, str] = field(default_factory=lambda: {"frames": FRAMES_INPUT})
     output: str = OUTPUT
     extra: dict[str, Any] = field(default_factory=dict)
-    schema: int = SCHEMA_VERSION
+    schema: int = 1                          # written by to_json: 2 with an output_layout, else 1
 
     @property
     def takes_times(self) -> bool:
-        return self.time_gap is not None
+        return bool(self.time_gaps())
+
+    def layout(self) -> list:
+        """Every output group in graph order: a number (one fixed output at that position) or
+        ``{"gap": g}`` (one output per time at ``g + t``)."""
+        if self.output_layout:
+            return list(self.output_layout)
+        return list(self.output_positions) + ([{GAP: self.time_gap}] if self.time_gap is not None else [])
+
+    def time_gaps(self) -> list[int]:
+        """The gaps in which the model renders the fed times, in graph order."""
+        return [e[GAP] for e in self.layout() if isinstance(e, dict)]
+
+    def output_count(self, times: int) -> int:
+        """Frames in the graph's output when ``times`` times are fed (0 for a model without times)."""
+        return len(self.output_positions) + len(self.time_gaps()) * times
+
+    def positions(self, fixed: Sequence[Time], times: Sequence[Time]) -> list[Time]:
+        """Time position of every output in graph order, given the fixed positions (``output_positions``
+        as floats or exact fractions) and the fed ``times``."""
+        fixed_iter, out = iter(fixed), []
+        for entry in self.layout():
+            out.extend([entry[GAP] + t for t in times] if isinstance(entry, dict) else [next(fixed_iter)])
+        return out
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self), sort_keys=True)
+        data = asdict(self)
+        data["schema"] = SCHEMA_VERSION if self.output_layout else 1
+        return json.dumps(data, sort_keys=True)
 
     @classmethod
     def from_json(cls, text: str) -> "ModelMetadata":
@@ -68,9 +102,10 @@ class ModelMetadata:
             data = json.loads(text)
         except json.JSONDecodeError as exc:
             raise MetadataError(f"stvsr metadata is not valid JSON: {exc}") from None
-        if not isinstance(data, dict) or data.get("schema") != SCHEMA_VERSION:
+        if not isinstance(data, dict) or data.get("schema") not in READ_SCHEMAS:
             raise MetadataError(f"unsupported stvsr metadata schema {data.get('schema') if isinstance(data, dict) else '?'}"
-                                f" (this stvsr reads schema {SCHEMA_VERSION}); re-export the model")
+                                f" (this stvsr reads schemas {', '.join(map(str, READ_SCHEMAS))}); re-export the model "
+                                "with this stvsr, or use the stvsr that wrote it")
         known = {f for f in cls.__dataclass_fields__}
         try:
             meta = cls(**{k: v for k, v in data.items() if k in known})
@@ -111,6 +146,7 @@ class ModelMetadata:
                     f"the index of the frame that starts the gap, 0 to {self.window - 2} (a window of "
                     f"{self.window} frames has {self.window - 1} gaps)")
             raise bad(f"time_gap must be null or {gaps}, not {self.time_gap!r}")
+        self._validate_layout(bad, is_num)
         if not isinstance(self.flow_inputs, list) or not all(isinstance(f, str) and f for f in self.flow_inputs):
             raise bad(f"flow_inputs must be a list of input names, not {self.flow_inputs!r}")
         pairs_ok = isinstance(self.flow_pairs, list) and len(self.flow_pairs) == len(self.flow_inputs) and all(
@@ -122,7 +158,7 @@ class ModelMetadata:
                 or not all(isinstance(k, str) and isinstance(v, str) and v for k, v in self.inputs.items())):
             raise bad(f"inputs must map 'frames' (and 'times') to input names, not {self.inputs!r}")
         if self.takes_times and not isinstance(self.inputs.get("times", TIMES_INPUT), str):
-            raise bad("a model with time_gap needs a times input name")
+            raise bad("a model with a times input (time_gap or gaps in output_layout) needs a times input name")
         for name in ("model", "output", "flow_units", "precision", "plugins", "weights_source", "weights_sha256",
                      "exporter"):
             if not isinstance(getattr(self, name), str):
@@ -131,6 +167,28 @@ class ModelMetadata:
             raise bad("output must name the graph's output")
         if not isinstance(self.random_weights, bool) or not is_int(self.opset) or not isinstance(self.extra, dict):
             raise bad("random_weights must be a boolean, opset an integer and extra an object")
+
+
+    def _validate_layout(self, bad, is_num) -> None:
+        layout = self.output_layout
+        if not isinstance(layout, list):
+            raise bad(f"output_layout must be a list, not {layout!r}")
+        if not layout:
+            return
+        if self.time_gap is not None:
+            raise bad("give either time_gap or output_layout, not both (output_layout names its gaps)")
+        numbers = [e for e in layout if not isinstance(e, dict)]
+        gaps = [e for e in layout if isinstance(e, dict)]
+        if not all(is_num(e) for e in numbers) or numbers != list(self.output_positions):
+            raise bad(f"the numbers in output_layout must be output_positions in the same order "
+                      f"({self.output_positions!r}), not {numbers!r}")
+        valid_gap = lambda e: (set(e) == {GAP} and isinstance(e[GAP], int)  # noqa: E731
+                               and not isinstance(e[GAP], bool) and 0 <= e[GAP] <= self.window - 2)
+        if not gaps or not all(valid_gap(e) for e in gaps):
+            raise bad(f"output_layout needs at least one gap entry, each {{\"{GAP}\": g}} with g from 0 to "
+                      f"{self.window - 2} (the frame that starts the gap), not {layout!r}")
+        if len({e[GAP] for e in gaps}) != len(gaps):
+            raise bad(f"output_layout names a gap twice: {layout!r}")
 
 
 def write_onnx_metadata(model_proto, meta: ModelMetadata) -> None:

@@ -74,7 +74,11 @@ def finalize(proto: onnx.ModelProto, meta: ModelMetadata) -> onnx.ModelProto:
 
 
 def export_graph(module: nn.Module, inputs: dict[str, torch.Tensor], meta: ModelMetadata, opset: int) -> onnx.ModelProto:
-    """Trace ``module`` on ``inputs`` (names in order) and return the checked ONNX model."""
+    """Trace ``module`` on ``inputs`` (names in order) and return the checked ONNX model. A module with
+    ``export_form()`` is exported in that form; one holding scripted loops is traced with
+    ``torch.jit.trace`` first (the ONNX exporter keeps their loops only from a traced module)."""
+    from stvsr.export.recurrence import has_script_modules
+
     if opset < MIN_OPSET:
         raise ExportError(f"opset {opset} is too low: ONNX DeformConv needs opset {MIN_OPSET} or newer")
     register_symbolics(opset)
@@ -82,7 +86,17 @@ def export_graph(module: nn.Module, inputs: dict[str, torch.Tensor], meta: Model
     with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")
         raw = os.path.join(tmp, "graph.onnx")
-        torch.onnx.export(module, tuple(inputs.values()), raw, dynamo=False, opset_version=opset,
+        form = module.export_form() if hasattr(module, "export_form") else module
+        args = tuple(inputs.values())
+        if has_script_modules(form):
+            # Traced first (the exporter keeps scripted loops only from a traced module), which runs the
+            # network, and run again by the exporter for its example outputs: on a small crop of the
+            # inputs, since the spatial axes are dynamic in the traced graph (the export check runs at
+            # another size).
+            small = 4 * meta.size_multiple
+            args = tuple(a[..., :small, :small] if a.dim() >= 4 else a for a in args)
+            form = torch.jit.trace(form, args, check_trace=False)
+        torch.onnx.export(form, args, raw, dynamo=False, opset_version=opset,
                           input_names=names, output_names=[OUTPUT], dynamic_axes=_dynamic_axes(names),
                           do_constant_folding=True)
         proto = onnx.load(raw)

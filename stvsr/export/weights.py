@@ -24,6 +24,10 @@ OFFICIAL_SOURCES = {
                 "(the README's \"Pretrained Model and Testset\" folder)"),
     "fmu": ("https://github.com/saikatdutta/FMU_STSR",
             "checkpoints/gridnet/stsr-21-11279.pth in that repository"),
+    "tmnet": ("https://github.com/CS-GangXu/TMNet",
+              "tmnet_single_frame.pth and tmnet_multiple_frames.pth from the README's Google Drive folder "
+              "https://drive.google.com/drive/folders/1PjXClB-S8pyB6y1UWJQnZK7fela5Lcu1 (or Baidu Netdisk "
+              "https://pan.baidu.com/s/15yzRVzuZia0Fi76KWOWuig, access code wiq7)"),
 }
 
 
@@ -67,17 +71,20 @@ def seeded_state_dict(name: str, seed: int = 0) -> dict[str, torch.Tensor]:
     return sd
 
 
-def resolve_weights(name: str, weights: str | None, random_weights: bool) -> WeightsChoice:
-    """Pick the weights for ``name``; raise ``FileNotFoundError`` saying what to obtain when none is found."""
+def resolve_weights(name: str, weights: str | None, random_weights: bool,
+                    file_name: str | None = None) -> WeightsChoice:
+    """Pick the weights for ``name``; raise ``FileNotFoundError`` saying what to obtain when none is found.
+    ``file_name``: the official file to look for in the cache folder (default the network's first)."""
     if weights and random_weights:
         raise ValueError("give either --weights or --random-weights, not both")
     if random_weights:
         return WeightsChoice(seeded_state_dict(name), "random (seeded, seed=0)", "", True)
     if weights is None:
-        wanted = cache_dir() / models.info(name).weights_file
+        file_name = file_name or models.info(name).weights_file
+        wanted = cache_dir() / file_name
         if not wanted.is_file():
             raise FileNotFoundError(
-                f"no weights for {name}: put the official checkpoint {models.info(name).weights_file} in "
+                f"no weights for {name}: put the official checkpoint {file_name} in "
                 f"{wanted.parent} (or set ${CACHE_ENV}), pass --weights PATH, or --random-weights for a test export"
                 f"; {official_source(name)}")
         weights = str(wanted)

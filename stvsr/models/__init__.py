@@ -1,4 +1,4 @@
-"""The four STVSR networks, loadable from their official checkpoints.
+"""The STVSR networks, loadable from their official checkpoints.
 
 >>> from stvsr import models
 >>> net = models.create("zsm", weights="xiang2020zooming.pth")
@@ -15,7 +15,7 @@ from torch import nn
 
 from stvsr.models.checkpoint import CheckpointError, load_state_dict_strict, read_checkpoint, unwrap_state_dict
 
-NAMES = ("zsm", "stvun", "starnet", "fmu")
+NAMES = ("zsm", "stvun", "starnet", "fmu", "tmnet")
 
 
 @dataclass(frozen=True)
@@ -26,6 +26,9 @@ class ModelInfo:
     params: int
     weights_file: str
     title: str
+    # Where a network has several official checkpoints: every file with the frames per window of its
+    # official test (TMNet: single_frame 4, multiple_frames 2); empty otherwise.
+    weights_windows: tuple[tuple[str, int], ...] = ()
 
 
 def _module(name: str):
@@ -37,7 +40,8 @@ def _module(name: str):
 def info(name: str) -> ModelInfo:
     """Registry entry of ``name``."""
     mod = _module(name)
-    return ModelInfo(name, mod.PARAMS, mod.WEIGHTS_FILE, (mod.__doc__ or name).strip().splitlines()[0])
+    return ModelInfo(name, mod.PARAMS, mod.WEIGHTS_FILE, (mod.__doc__ or name).strip().splitlines()[0],
+                     tuple(getattr(mod, "WEIGHTS_WINDOWS", {}).items()))
 
 
 def available() -> list[ModelInfo]:

@@ -70,21 +70,27 @@ class PCDAlign(nn.Module):
                 self.add_module(f"{lvl}_dcnpack_{d}", DCNSep(nf, groups))
                 self.add_module(f"{lvl}_fea_conv_{d}", nn.Conv2d(nf * 2, nf, 3, 1, 1))
 
-    def _align(self, src: list[torch.Tensor], ref: list[torch.Tensor], d: str) -> torch.Tensor:
+    def _align(self, src: list[torch.Tensor], ref: list[torch.Tensor], d: str,
+               t: torch.Tensor | None = None) -> torch.Tensor:
         m = lambda name: getattr(self, f"{name}_{d}")  # noqa: E731
         off3 = _lrelu(m("L3_offset_conv1")(torch.cat([src[2], ref[2]], 1)))
-        off3 = _lrelu(m("L3_offset_conv2")(off3))
+        off3 = self._last_offset(off3, m("L3_offset_conv2"), d, 3, t)
         fea3 = _lrelu(m("L3_dcnpack")(src[2], off3))
         off2 = _lrelu(m("L2_offset_conv1")(torch.cat([src[1], ref[1]], 1)))
         off2 = _lrelu(m("L2_offset_conv2")(torch.cat([off2, _up2(off3) * 2], 1)))
-        off2 = _lrelu(m("L2_offset_conv3")(off2))
+        off2 = self._last_offset(off2, m("L2_offset_conv3"), d, 2, t)
         fea2 = m("L2_dcnpack")(src[1], off2)
         fea2 = _lrelu(m("L2_fea_conv")(torch.cat([fea2, _up2(fea3)], 1)))
         off1 = _lrelu(m("L1_offset_conv1")(torch.cat([src[0], ref[0]], 1)))
         off1 = _lrelu(m("L1_offset_conv2")(torch.cat([off1, _up2(off2) * 2], 1)))
-        off1 = _lrelu(m("L1_offset_conv3")(off1))
+        off1 = self._last_offset(off1, m("L1_offset_conv3"), d, 1, t)
         fea1 = m("L1_dcnpack")(src[0], off1)
         return m("L1_fea_conv")(torch.cat([fea1, _up2(fea2)], 1))
+
+    def _last_offset(self, x: torch.Tensor, conv: nn.Conv2d, d: str, level: int,
+                     t: torch.Tensor | None) -> torch.Tensor:
+        """The last offset convolution of a pyramid level (TMNet modulates it with time ``t`` here)."""
+        return _lrelu(conv(x))
 
     def forward(self, fea1: list[torch.Tensor], fea2: list[torch.Tensor]) -> torch.Tensor:
         return torch.cat([self._align(fea1, fea2, "1"), self._align(fea2, fea1, "2")], dim=1)
@@ -143,14 +149,17 @@ class DeformableConvLSTM(nn.Module):
         self.pcd_h = EasyPCD(nf, groups)
         self.pcd_c = EasyPCD(nf, groups)
 
+    def step(self, x: torch.Tensor, hid: torch.Tensor, cell: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """One time step: input ``[B, C, H, W]`` and the states -> the new hidden and cell states."""
+        return self.cell_list[0](x, self.pcd_h(x, hid), self.pcd_c(x, cell))
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, n, _, h, w = x.shape
         hid = x.new_zeros(b, self.cell_list[0].hidden_dim, h, w)
         cell = torch.zeros_like(hid)
         outs = []
         for t in range(n):
-            xt = x[:, t]
-            hid, cell = self.cell_list[0](xt, self.pcd_h(xt, hid), self.pcd_c(xt, cell))
+            hid, cell = self.step(x[:, t], hid, cell)
             outs.append(hid)
         return torch.stack(outs, dim=1)
 
@@ -181,6 +190,8 @@ class ZoomingSlowMo(Pyramid):
     features still feed the ConvLSTM, so those outputs are unchanged).
     """
 
+    NAME = "zsm"
+
     def __init__(self, nf: int = 64, groups: int = 8, front_RBs: int = 5, back_RBs: int = 40):
         super().__init__(nf)
         self.conv_first = nn.Conv2d(3, nf, 3, 1, 1)
@@ -195,39 +206,57 @@ class ZoomingSlowMo(Pyramid):
         self.HRconv = nn.Conv2d(64, 64, 3, 1, 1)
         self.conv_last = nn.Conv2d(64, 3, 3, 1, 1)
 
-    @staticmethod
-    def check_input(x: torch.Tensor) -> None:
+    @classmethod
+    def check_input(cls, x: torch.Tensor) -> None:
+        name = cls.NAME
         if not isinstance(x, torch.Tensor) or not x.is_floating_point():
-            raise ValueError("zsm: input must be a floating-point tensor [B, N, 3, H, W] in [0, 1]")
+            raise ValueError(f"{name}: input must be a floating-point tensor [B, N, 3, H, W] in [0, 1]")
         if x.dim() != 5 or x.shape[2] != 3:
-            raise ValueError(f"zsm: input must be [B, N, 3, H, W] RGB, got shape {tuple(x.shape)}")
+            raise ValueError(f"{name}: input must be [B, N, 3, H, W] RGB, got shape {tuple(x.shape)}")
         if x.shape[1] < 2:
-            raise ValueError(f"zsm: needs at least 2 input frames, got N={x.shape[1]}")
+            raise ValueError(f"{name}: needs at least 2 input frames, got N={x.shape[1]}")
         if x.shape[3] % SIZE_MULTIPLE or x.shape[4] % SIZE_MULTIPLE:
-            raise ValueError(f"zsm: height and width must be multiples of {SIZE_MULTIPLE}, "
+            raise ValueError(f"{name}: height and width must be multiples of {SIZE_MULTIPLE}, "
                              f"got {x.shape[3]}x{x.shape[4]} (pad the frames first)")
 
-    def forward(self, x: torch.Tensor, skip_last: bool = False) -> torch.Tensor:
-        self.check_input(x)
+    def extract(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """Features of every input frame at the three pyramid levels, each ``[B, N, C, h, w]``."""
         b, n, c, h, w = x.shape
         l1 = self.feature_extraction(_lrelu(self.conv_first(x.reshape(b * n, c, h, w))))
-        levels = [lv.view(b, n, *lv.shape[1:]) for lv in self.pyramid(l1)]
-        # Interleave: frame 0, midpoint 0-1, frame 1, midpoint 1-2, ... (midpoints made in one batch).
-        src = [lv[:, :-1].reshape(b * (n - 1), *lv.shape[2:]) for lv in levels]
-        ref = [lv[:, 1:].reshape(b * (n - 1), *lv.shape[2:]) for lv in levels]
-        mids = self.fusion(self.pcd_align(src, ref)).view(b, n - 1, -1, h, w)
-        frames = levels[0]
-        seq = torch.stack([frames[:, :-1], mids], dim=2).reshape(b, 2 * (n - 1), -1, h, w)
-        seq = torch.cat([seq, frames[:, -1:]], dim=1)
-        feats = self.ConvBLSTM(seq)
-        if skip_last:
-            feats = feats[:, :-1]
-        t = feats.shape[1]
-        out = self.recon_trunk(feats.reshape(b * t, -1, h, w))
+        return [lv.view(b, n, *lv.shape[1:]) for lv in self.pyramid(l1)]
+
+    @staticmethod
+    def interleave(frames: torch.Tensor, new: torch.Tensor) -> torch.Tensor:
+        """The feature sequence in time order: ``frames`` ``[B, N, C, H, W]`` with the ``new`` features
+        ``[B, N-1, K, C, H, W]`` of each gap after the frame that starts it (length N + (N-1)K)."""
+        b, _, c, h, w = frames.shape
+        seq = torch.cat([frames[:, :-1].unsqueeze(2), new], dim=2).reshape(b, -1, c, h, w)
+        return torch.cat([seq, frames[:, -1:]], dim=1)
+
+    def reconstruct(self, feats: torch.Tensor, skip: torch.Tensor | None = None) -> torch.Tensor:
+        """HR frames ``[B, T, 3, 4H, 4W]`` from sequence features ``[B, T, C, H, W]`` (the 40-block trunk,
+        plus ``skip`` after it where given, then x4 pixel shuffle)."""
+        b, t, c, h, w = feats.shape
+        out = self.recon_trunk(feats.reshape(b * t, c, h, w))
+        if skip is not None:
+            out = out + skip.reshape(b * t, c, h, w)
         out = _lrelu(self.pixel_shuffle(self.upconv1(out)))
         out = _lrelu(self.pixel_shuffle(self.upconv2(out)))
         out = self.conv_last(_lrelu(self.HRconv(out)))
         return out.view(b, t, 3, SCALE * h, SCALE * w)
+
+    def forward(self, x: torch.Tensor, skip_last: bool = False) -> torch.Tensor:
+        self.check_input(x)
+        b, n, _, h, w = x.shape
+        levels = self.extract(x)
+        # The midpoint of every gap, made in one batch (frame k aligned with frame k+1).
+        src = [lv[:, :-1].reshape(b * (n - 1), *lv.shape[2:]) for lv in levels]
+        ref = [lv[:, 1:].reshape(b * (n - 1), *lv.shape[2:]) for lv in levels]
+        mids = self.fusion(self.pcd_align(src, ref)).view(b, n - 1, 1, -1, h, w)
+        feats = self.ConvBLSTM(self.interleave(levels[0], mids))
+        if skip_last:
+            feats = feats[:, :-1]
+        return self.reconstruct(feats)
 
 
 def build() -> ZoomingSlowMo:

@@ -3,7 +3,7 @@
 ``triton.compile(ASTSource(...), target=GPUTarget("cuda", cc, 32))`` runs Triton's whole
 pipeline (TTIR -> TTGIR -> LLVM -> PTX -> cubin) for a named architecture, no driver needed.
 
-Kernel parameters (checked on triton 3.7.1): the PTX entry declares the kernel's pointer and
+Kernel parameters (checked on triton 3.6.0, 3.7.1, 3.8.0, 3.9.0): the PTX entry declares the kernel's pointer and
 int32 arguments in source order (constexprs are baked in and vanish) followed by **two hidden
 ``.u64`` pointers**, ``global_scratch`` and ``profile_scratch``, which Triton's own launcher
 always passes (``metadata.global_scratch_size`` / ``profile_scratch_size`` say how much memory

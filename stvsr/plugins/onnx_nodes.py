@@ -30,6 +30,8 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
+from stvsr.onnx_subgraphs import all_graphs, all_initializers, all_nodes, all_value_infos
+
 DOMAIN = "stvsr"
 NAMESPACE = "stvsr"
 DEFORM_CONV = "DeformConv2d"
@@ -217,14 +219,13 @@ def _rewrite_deform_conv(node: onnx.NodeProto, graph: onnx.GraphProto, inits: di
 
 
 def _value_types(model: onnx.ModelProto) -> dict[str, tuple[int, list]]:
-    """name -> (element type, dims) of every typed value, after ONNX shape inference."""
+    """name -> (element type, dims) of every typed value (loop bodies included), after ONNX shape inference."""
     try:
         inferred = onnx.shape_inference.infer_shapes(model)
     except Exception:  # noqa: BLE001 - inference is only a fallback for weight shapes
         inferred = model
     out = {}
-    g = inferred.graph
-    for vi in list(g.value_info) + list(g.input) + list(g.output):
+    for vi in all_value_infos(inferred.graph):
         t = vi.type.tensor_type
         dims = [d.dim_value if d.HasField("dim_value") else None for d in t.shape.dim]
         out[vi.name] = (t.elem_type, dims)
@@ -261,28 +262,32 @@ def rewrite_to_plugins(model: onnx.ModelProto, *, aot: bool = True, deform_conv:
     Returns the new model and the number of nodes replaced per plugin. The plugins take FP32
     coordinates: a GridSample grid of another type gets a Cast to FP32 in front (the FP16
     conversion should keep grid arithmetic in FP32 in the first place). Data types of the
-    other tensors are unchanged (FP32 or FP16, same for all DeformConv inputs).
+    other tensors are unchanged (FP32 or FP16, same for all DeformConv inputs). Nodes in loop
+    bodies are replaced too.
     """
     model = onnx.ModelProto.FromString(model.SerializeToString())
-    graph = model.graph
-    inits = {t.name: t for t in graph.initializer}
+    inits = all_initializers(model.graph)
     types = _value_types(model)
     counts = {DEFORM_CONV: 0, GRID_SAMPLE: 0}
-    new_nodes: list[onnx.NodeProto] = []
-    for i, node in enumerate(graph.node):
-        replaced = None
-        if node.domain in ("", "ai.onnx"):
-            if node.op_type == "DeformConv" and deform_conv:
-                replaced = _rewrite_deform_conv(node, graph, inits, types, aot, f"stvsr_plugin_{i}")
-                counts[DEFORM_CONV] += 1
-            elif node.op_type == "GridSample" and grid_sample:
-                replaced = _rewrite_grid_sample(node, types, aot, f"stvsr_plugin_{i}")
-                if replaced is not None:
-                    counts[GRID_SAMPLE] += 1
-        new_nodes.extend(replaced if replaced is not None else [node])
-    del graph.node[:]
-    graph.node.extend(new_nodes)
-    if any(n.domain == DOMAIN for n in graph.node) and not any(o.domain == DOMAIN for o in model.opset_import):
+    # Innermost graphs first: rewriting a graph copies its nodes, a loop's body included.
+    for depth, graph in reversed(list(enumerate(all_graphs(model.graph)))):
+        new_nodes: list[onnx.NodeProto] = []
+        for i, node in enumerate(graph.node):
+            replaced = None
+            uid = f"stvsr_plugin_{i}" if depth == 0 else f"stvsr_plugin_g{depth}_{i}"
+            if node.domain in ("", "ai.onnx"):
+                if node.op_type == "DeformConv" and deform_conv:
+                    replaced = _rewrite_deform_conv(node, graph, inits, types, aot, uid)
+                    counts[DEFORM_CONV] += 1
+                elif node.op_type == "GridSample" and grid_sample:
+                    replaced = _rewrite_grid_sample(node, types, aot, uid)
+                    if replaced is not None:
+                        counts[GRID_SAMPLE] += 1
+            new_nodes.extend(replaced if replaced is not None else [node])
+        del graph.node[:]
+        graph.node.extend(new_nodes)
+    has_plugins = any(n.domain == DOMAIN for n in all_nodes(model.graph))
+    if has_plugins and not any(o.domain == DOMAIN for o in model.opset_import):
         model.opset_import.append(helper.make_opsetid(DOMAIN, 1))
     return sort_plugin_attributes(model), counts
 
@@ -301,5 +306,5 @@ def apply_flavour(model: onnx.ModelProto, plugins: str, *, aot: bool = True) -> 
 
 
 def plugin_nodes(model: onnx.ModelProto) -> list[onnx.NodeProto]:
-    """The stvsr plugin nodes of ``model``."""
-    return [n for n in model.graph.node if n.domain == DOMAIN and n.op_type in PLUGIN_OPS]
+    """The stvsr plugin nodes of ``model`` (loop bodies included)."""
+    return [n for n in all_nodes(model.graph) if n.domain == DOMAIN and n.op_type in PLUGIN_OPS]

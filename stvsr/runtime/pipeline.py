@@ -119,7 +119,7 @@ def plan_video(backend: Backend, input_path: str, opts: RunOptions,
     n = min(info.frames, opts.max_frames) if opts.max_frames else info.frames
     cuts = resolve_cuts(opts.scene_cuts, input_path, n, info.frames, status)
     windows, times, factor = plan(meta, n, opts.factor, opts.dense, getattr(backend, "max_factor", None), cuts)
-    outputs = len(meta.output_positions) + (len(times or [0.5]) if meta.takes_times else 0)
+    outputs = meta.output_count(len(times or [0.5]))
     return VideoJob(input_path, info, n, windows, times, factor, outputs, n + (n - 1) * factor,
                     (info.height * meta.scale, info.width * meta.scale), info.fps * (factor + 1),
                     _timestamps(info, n, factor), cuts, opts.max_frames is not None)

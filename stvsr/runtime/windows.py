@@ -92,23 +92,30 @@ def native_factor(meta: ModelMetadata) -> int:
 
 
 def output_times(meta: ModelMetadata, factor: int) -> tuple[list[Fraction], list[float]]:
-    """(time positions inside one window, the ``times`` input) for ``factor`` new frames per gap."""
+    """(time position of every graph output inside one window, in graph order; the ``times`` input) for
+    ``factor`` new frames per gap. A model with a times input renders every time in each of its gaps
+    (``meta.output_layout`` says where those frames are among its outputs), so a window passes all its
+    times in one run."""
     fixed = [Fraction(p).limit_denominator(64) for p in meta.output_positions]
     if not meta.takes_times:
         return fixed, []
     times = [Fraction(j, factor + 1) for j in range(1, factor + 1)]
-    return fixed + [meta.time_gap + t for t in times], [float(t) for t in times]
+    return meta.positions(fixed, times), [float(t) for t in times]
 
 
-def window_stride(meta: ModelMetadata, dense: bool = False) -> int:
+def window_stride(meta: ModelMetadata, dense: bool = False, factor: int | None = None) -> int:
     """Starts of consecutive windows differ by this many frames unless ``dense`` (every start: more
-    context, more compute). When the fixed outputs plus one output step span a whole number of
-    frames, windows at that stride tile time and no output is computed twice (zsm exported without
-    its last output: 0..2.5, stride 3); otherwise the span of the outputs, and consecutive windows
-    share their boundary output (zsm with all 7 outputs 0..3: stride 3, one of 7 computed twice)."""
-    if dense or meta.takes_times:
+    context, more compute). When the outputs (for ``factor`` new frames per gap, default the model's
+    own or 1) plus one output step span a whole number of frames, windows at that stride tile time and
+    no output is computed twice (zsm exported without its last output: 0..2.5, stride 3; a model that
+    renders times in one gap after frame g: g..g+K/(K+1), stride 1); otherwise the span of the outputs,
+    and consecutive windows share their boundary output (zsm with all 7 outputs 0..3: stride 3, one of
+    7 computed twice)."""
+    if dense:
         return 1
-    pos = sorted({Fraction(p).limit_denominator(64) for p in meta.output_positions})
+    if factor is None:
+        factor = native_factor(meta) or 1
+    pos = sorted(set(output_times(meta, factor)[0]))
     span = pos[-1] - pos[0]
     step = min([b - a for a, b in zip(pos, pos[1:])] or [Fraction(1)])
     if (span + step).denominator == 1:
@@ -153,7 +160,7 @@ def plan(meta: ModelMetadata, n_frames: int, factor: int | None = None, dense: b
     windows: list[Window] = []
     repeats: dict[int, int] = {}
     for index, shot in enumerate(shots):
-        part = _plan_shot(meta, shot.frames, positions, steps, window_stride(meta, dense))
+        part = _plan_shot(meta, shot.frames, positions, steps, window_stride(meta, dense, factor))
         for w in part:
             windows.append(Window(w.start + shot.first, [i + shot.first for i in w.frames],
                                   [(o, g + shot.first * steps) for o, g in w.keep], index))

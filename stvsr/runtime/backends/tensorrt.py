@@ -281,7 +281,7 @@ class TensorRTBackend(Backend):
             shapes[meta.inputs.get("times", "times")] = (MAX_TIMES,)
         for name in meta.flow_inputs:
             shapes[name] = (1, 2, h, w)
-        outputs = len(meta.output_positions) + (MAX_TIMES if meta.takes_times else 0)
+        outputs = meta.output_count(MAX_TIMES)
         max_out = (1, outputs, 3, h * meta.scale, w * meta.scale)
         # An engine's times input ranges over 1..MAX_TIMES (its optimization profile): the largest --factor.
         self.max_factor = engine_max_factor(meta.takes_times)
