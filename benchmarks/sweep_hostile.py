@@ -227,6 +227,9 @@ class Sweep:
         return re.sub(r"(.)\1{19,}", lambda m: f"{m.group(1) * 3}…({len(m.group(0))})", text)   # long names
 
     def row(self, item: str, name: str, result: Result | None, check: str, ok: bool, want: str = "") -> None:
+        missing = cannot_run(result)
+        if missing:              # older code (--code): the case's option or command is not there
+            check, ok = f"cannot run on this code: {missing}", False
         said = self.short(result.lines[-1]) if result and result.lines else ""
         said = said if len(said) <= 160 else said[:157] + "..."
         if result and len(result.lines) > 1:
@@ -247,6 +250,18 @@ HEADER = "| item | case | exit | last line said | checked | s | verdict |\n|---|
 
 
 # --------------------------------------------------------------------------------------- small helpers
+
+UNKNOWN = re.compile(r"(No such option|no such option|No such command|unrecognized arguments|unexpected extra argument)"
+                     r"[^\n]*")
+
+
+def cannot_run(result: Result | None) -> str:
+    """What a command line said when it refused the case's own options as unknown (usage error, exit 2)."""
+    if result is None or result.code != 2:
+        return ""
+    found = next((m.group(0) for line in result.lines if (m := UNKNOWN.search(line))), "")
+    return found.strip()
+
 
 def listing(folder: Path) -> list[str]:
     return sorted(os.listdir(folder)) if folder.is_dir() else []
