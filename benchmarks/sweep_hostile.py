@@ -79,6 +79,13 @@ class Result:
         return (self.code == code and len(self.lines) == 1 and self.lines[0].startswith("stvsr-run: error: ")
                 and all(w in self.lines[0] for w in words))
 
+    def refused(self, *words: str, code: int = 1) -> bool:
+        """Exit ``code``, the last line the one ``stvsr-run: error:`` line (holding every word), every other
+        line stvsr-run's own progress (no raw lines of a library, nothing on stdout)."""
+        return (self.code == code and bool(self.lines) and self.lines[-1].startswith("stvsr-run: error: ")
+                and all(w in self.lines[-1] for w in words) and not self.out.strip()
+                and all(line.startswith("stvsr-run: ") and "error:" not in line for line in self.lines[:-1]))
+
     def has(self, text: str) -> bool:
         return any(text in line for line in self.lines)
 
@@ -571,9 +578,11 @@ def _damaged_manifest(damage: str):
         damage_manifest(w, foreign, damage)
         out = base / "out.mkv"
         r = s.run(s.model("times"), s.clip30(), "-o", out, "--work-dir", w, *FFV1, *FAST[:-1])
-        said = r.has("discarding the manifest") or damage == "symlink"   # a link: that part is recomputed
+        # one line says the old parts go: the manifest as damaged, or (older code) its parts as not this run's
+        discard = next((line for line in r.lines if "discarding " in line), "")
+        said = bool(discard) or damage == "symlink"   # a link: that part is recomputed, the rest holds
         diff = same_as(ref, out)
-        check = (f"{'discard said' if r.has('discarding the manifest') else 'no discard line'}; output "
+        check = (f"{'said: ' + s.short(discard)[11:120] if discard else 'no discard line'}; output "
                  f"{diff or '= one pass'}; x.mkv {'untouched' if sha(foreign) == foreign_sha else 'CHANGED'}; "
                  f"w {'left: ' + str(listing(w)) if w.exists() else 'removed'}")
         s.row("6", f"manifest damaged: {damage}", r, check,
@@ -684,8 +693,8 @@ def _ray_http(s: Sweep) -> None:
         server.server_close()
         s.stop_all()
     s.row("3", "`--ray` at an HTTP server", r, f"folder holds {listing(base)}",
-          r.one_error() and r.seconds < 20 and "Ray" in r.lines[0] and listing(base) == [],
-          "one line within 20 s naming the cause (not a Ray GCS port), nothing written")
+          r.refused("Ray") and r.seconds < 20 and listing(base) == [],
+          "one stvsr error line within 20 s naming the cause (not a Ray GCS port), no raw lines, nothing written")
 
 
 @case("3", "ray", "`--ray` at a closed port")
@@ -700,7 +709,8 @@ def _ray_closed(s: Sweep) -> None:
     finally:
         s.stop_all()
     s.row("3", "`--ray` at a closed port", r, f"folder holds {listing(base)}",
-          r.one_error() and r.seconds < 20 and listing(base) == [], "one line within 20 s, nothing written")
+          r.refused() and r.seconds < 20 and listing(base) == [],
+          "one stvsr error line within 20 s, no raw lines, nothing written")
 
 
 @case("3 4 9 10", "ray", "a Ray cluster with token authentication (`ray start` elsewhere): wrong token, "
@@ -734,7 +744,8 @@ def _ray_cluster(s: Sweep) -> None:
     finally:
         s.stop_all()
     s.row("3", "`--ray` at a cluster with token authentication, wrong token", wrong, f"{wrong.seconds:.0f} s",
-          wrong.one_error("authentication") and wrong.seconds < 20, "one line within 20 s naming authentication")
+          wrong.refused("authentication") and wrong.seconds < 20,
+          "one stvsr error line within 20 s naming authentication, no raw lines")
     s.row("10", "relative MODEL, INPUT and `--work-dir` on a cluster whose workers start in /", right,
           f"out.mkv {frames_of(base / 'out.mkv')} frames; stdout {'empty' if not right.out.strip() else 'NOT empty'}",
           right.code == 0 and frames_of(base / "out.mkv") == 59 and clean_terminal(right),
