@@ -1330,9 +1330,11 @@ def _bench_threads(s: Sweep) -> None:
 def resolve_code(code: str | None, work: Path) -> tuple[str | None, str]:
     """(PYTHONPATH for the commands, how the code is named in the table)."""
     if code is None:
-        head = subprocess.run(["git", "-C", str(ROOT), "describe", "--always", "--dirty"], capture_output=True,
+        head = subprocess.run(["git", "-C", str(ROOT), "describe", "--always"], capture_output=True,
                               text=True).stdout.strip()
-        return None, f"this checkout ({head or 'no git'})"
+        changed = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--untracked-files=no", "--", ".",
+                                  ":(exclude)benchmarks/results"], capture_output=True, text=True).stdout.strip()
+        return None, f"this checkout ({head or 'no git'}{'-dirty' if head and changed else ''})"  # results aside
     if os.path.isdir(code):
         return os.path.abspath(code), f"{os.path.abspath(code)} (PYTHONPATH)"
     rev = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--verify", f"{code}^{{commit}}"], capture_output=True,
