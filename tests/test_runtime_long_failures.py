@@ -150,21 +150,37 @@ def test_ray_address_of_an_http_server_fails_fast_and_quietly(times_model, clip,
 
 # -- items 4, 9, 10: SIGTERM during a local Ray run; a cluster started elsewhere ---------------------
 
-def _marked(mark: str, command: bytes = b"", holding: bytes = b"") -> list[int]:
-    """Processes (other than zombies) whose environment holds ``STVSR_TEST_MARK=mark`` (and whose command
-    line starts with ``command`` and holds ``holding``)."""
+def _marked(mark: str, command: bytes = b"", holding: bytes = b"", ray_tmp: str | None = None) -> list[int]:
+    """Processes (other than zombies and this one) whose environment holds ``STVSR_TEST_MARK=mark``, or that
+    have a file open under ``ray_tmp`` (Ray's agents write their process title over their environment, so
+    only their logs in the Ray temporary folder tell them apart), and whose command line starts with
+    ``command`` and holds ``holding``."""
     pids = []
     for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
             continue
         try:
             cmdline = (entry / "cmdline").read_bytes()
-            if f"STVSR_TEST_MARK={mark}".encode() in (entry / "environ").read_bytes().split(b"\0") and \
-                    ") Z " not in (entry / "stat").read_text() and cmdline.startswith(command) and holding in cmdline:
+            if ") Z " in (entry / "stat").read_text() or not cmdline.startswith(command) or holding not in cmdline:
+                continue
+            if f"STVSR_TEST_MARK={mark}".encode() in (entry / "environ").read_bytes().split(b"\0") or \
+                    (ray_tmp and _has_open_file_under(entry, ray_tmp)):
                 pids.append(int(entry.name))
         except OSError:
             continue
     return pids
+
+
+def _has_open_file_under(process: Path, folder: str) -> bool:
+    """Whether the process ``/proc/PID`` has a file open under ``folder``."""
+    prefix = os.path.realpath(folder) + os.sep
+    for fd in (process / "fd").iterdir():
+        try:
+            if os.readlink(fd).startswith(prefix):
+                return True
+        except OSError:
+            continue
+    return False
 
 
 @pytest.fixture
@@ -198,9 +214,9 @@ def test_sigterm_during_a_local_ray_run_keeps_parts_and_leaves_no_ray_process(sl
         _wait_for_parts(proc, tmp_path / "w" / "manifest.json", timeout=120)
         proc.send_signal(signal.SIGTERM)
         out, err = proc.communicate(timeout=60)
-        left = _marked(mark)
+        left = _marked(mark, ray_tmp=ray_tmp)
     finally:
-        _stop(mark)   # never leave this test's Ray behind, whatever failed
+        _stop(mark, ray_tmp)   # never leave this test's Ray behind, whatever failed
     lines = err.splitlines()
     assert proc.returncode == 143, lines
     assert out == "" and all(line.startswith("stvsr-run: ") for line in lines), "Ray's own lines stay off the terminal"
@@ -220,16 +236,17 @@ def test_sigterm_during_a_local_ray_run_keeps_parts_and_leaves_no_ray_process(sl
     assert f"resumed: {kept} of 6 parts done" in err, err
 
 
-def _stop(mark: str) -> None:
-    """End the processes this test started (by the mark in their environment): SIGTERM, then SIGKILL."""
+def _stop(mark: str, ray_tmp: str | None = None) -> None:
+    """End the processes this test started (by the mark in their environment, or their files in its Ray
+    temporary folder): SIGTERM, then SIGKILL."""
     for sig in (signal.SIGTERM, signal.SIGKILL):
-        for pid in _marked(mark):
+        for pid in _marked(mark, ray_tmp=ray_tmp):
             try:
                 os.kill(pid, sig)
             except OSError:
                 pass
         deadline = time.monotonic() + 5
-        while _marked(mark) and time.monotonic() < deadline:
+        while _marked(mark, ray_tmp=ray_tmp) and time.monotonic() < deadline:
             time.sleep(0.1)
 
 
@@ -262,7 +279,7 @@ def test_ray_cluster_refuses_a_wrong_token_fast_and_runs_relative_paths(times_mo
         right = _popen(*command, "--workers", "4", cwd=tmp_path, env=env)
         right_out, right_err = right.communicate(timeout=120)
     finally:
-        _stop(mark)
+        _stop(mark, ray_tmp)
     lines = wrong_err.splitlines()
     assert wrong.returncode == 1 and elapsed < 20, (elapsed, lines)
     assert len(lines) == 1, lines
@@ -272,6 +289,35 @@ def test_ray_cluster_refuses_a_wrong_token_fast_and_runs_relative_paths(times_mo
     assert right.returncode == 0 and (tmp_path / "out.mkv").exists(), lines
     assert "stvsr-run: ray: --workers 4 capped at 1: the cluster has 1 CPU core(s)" in lines, lines
     assert right_out == "" and all(line.startswith("stvsr-run: ") for line in lines), lines
+
+
+def test_sigterms_while_ray_stops_are_handled(slow_model, clip, tmp_path, ray_tmp):
+    """SIGTERM every 20 ms from the first finished part on, so that some arrive while ray.shutdown stops
+    the local Ray: Ray's crash handler in the driver set SIGTERM back to the default action there,
+    behind Python's back, and stvsr-run died at once (-15 without a line, or exit 1; the lock and Ray's
+    agents left). Now the first one stops the run as usual and the others are only recorded."""
+    pytest.importorskip("ray")
+    mark = uuid.uuid4().hex
+    env = {**os.environ, "STVSR_TEST_MARK": mark, "RAY_TMPDIR": ray_tmp}
+    work = tmp_path / "w"
+    proc = _popen(slow_model, clip, "-o", tmp_path / "o.mkv", "--work-dir", work, *SLOW_PARTS, "--workers", "2",
+                  env=env)
+    try:
+        _wait_for_parts(proc, work / "manifest.json", timeout=120)
+        deadline = time.monotonic() + 60
+        while proc.poll() is None and time.monotonic() < deadline:
+            proc.send_signal(signal.SIGTERM)
+            time.sleep(0.02)
+        _, err = proc.communicate(timeout=60)
+        left = _marked(mark, ray_tmp=ray_tmp)
+    finally:
+        _stop(mark, ray_tmp)
+    lines = err.splitlines()
+    assert proc.returncode == 143, (proc.returncode, lines)
+    kept = _kept(work / "manifest.json")
+    assert lines == [f"stvsr-run: error: terminated; no output written; {kept} of 6 parts {'is' if kept == 1 else 'are'} "
+                     f"kept in {work}: run the same command again to resume"], lines
+    assert left == [] and not (work / ".lock").exists(), left
 
 
 @slow
@@ -290,8 +336,8 @@ def test_sigterm_while_ray_starts_leaves_no_ray_process(times_model, clip, tmp_p
         time.sleep(1.0)
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=60)
-        left = _marked(mark)
+        left = _marked(mark, ray_tmp=ray_tmp)
     finally:
-        _stop(mark)
+        _stop(mark, ray_tmp)
     assert proc.returncode == 143 and err.splitlines() == ["stvsr-run: error: terminated; no output written"], err
     assert left == [], f"Ray processes left after the command returned: {left}"

@@ -167,18 +167,17 @@ def _sha(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-@pytest.mark.parametrize("damage", ["../x.mkv", "absolute path", "symlink", "parts is a list", "input is a string",
-                                    "truncated"])
-def test_damaged_manifest_is_discarded_and_no_foreign_file_is_joined_or_deleted(damage, kept_parts, times_model,
-                                                                                 clip, tmp_path):
-    work = tmp_path / "w"
-    shutil.copytree(kept_parts / "w", work)
-    foreign = tmp_path / "x.mkv"
-    shutil.copy(kept_parts / "w" / "part-00002.mkv", foreign)   # a real video: the join would take it
+DAMAGES = ("../x.mkv", "absolute path", "symlink", "parts is a list", "input is a string", "truncated")
+
+
+def damage_manifest(work: Path, foreign: Path, damage: str) -> None:
+    """Damage the manifest of the work folder ``work`` (.mkv parts) as a hostile user would: a part
+    pointing at ``foreign`` (a real video outside it: by ``../``, an absolute path, or a symlink in
+    place of a part, sha256 adjusted), valid JSON of the wrong shape, or cut short."""
     path = work / MANIFEST
     manifest = json.loads(path.read_text())
     if damage == "../x.mkv":
-        manifest["parts"]["1"] = {"file": "../x.mkv", "sha256": _sha(foreign)}
+        manifest["parts"]["1"] = {"file": f"../{foreign.name}", "sha256": _sha(foreign)}
     elif damage == "absolute path":
         manifest["parts"]["1"] = {"file": str(foreign), "sha256": _sha(foreign)}
     elif damage == "symlink":
@@ -191,6 +190,16 @@ def test_damaged_manifest_is_discarded_and_no_foreign_file_is_joined_or_deleted(
         manifest["input"] = "bikes"
     text = json.dumps(manifest, indent=1)
     path.write_text(text[:len(text) // 2] if damage == "truncated" else text)
+
+
+@pytest.mark.parametrize("damage", DAMAGES)
+def test_damaged_manifest_is_discarded_and_no_foreign_file_is_joined_or_deleted(damage, kept_parts, times_model,
+                                                                                 clip, tmp_path):
+    work = tmp_path / "w"
+    shutil.copytree(kept_parts / "w", work)
+    foreign = tmp_path / "x.mkv"
+    shutil.copy(kept_parts / "w" / "part-00002.mkv", foreign)   # a real video: the join would take it
+    damage_manifest(work, foreign, damage)
     lines: list[str] = []
     run(times_model, clip, tmp_path / "out.mkv", 10, status=lines.append, work_dir=str(work), **LOSSLESS)
     if damage != "symlink":  # a link where a part was: that part is recomputed, the rest of the manifest holds

@@ -46,6 +46,27 @@ _SESSION = "STVSR_RAY_SESSION"   # set in the processes of a local Ray start (se
 _NEEDS_RAY = "--workers and --ray need Ray: pip install -e \".[ray]\" (or pip install \"ray>=2.40\")"
 
 
+def _import_ray():
+    """Ray, imported without its C++ crash handler in this process (``RAY_DISABLE_FAILURE_SIGNAL_HANDLER``,
+    read when Ray's core library loads; Ray's own processes keep theirs): that handler owns SIGTERM at
+    the OS level and, when Ray shuts down, sets it back to the default action behind Python's back, so
+    a SIGTERM then killed stvsr-run outright (no line; the lock, a temporary file and Ray's agents left)."""
+    if "ray" in sys.modules:
+        import ray
+
+        return ray
+    before = os.environ.get("RAY_DISABLE_FAILURE_SIGNAL_HANDLER")
+    os.environ["RAY_DISABLE_FAILURE_SIGNAL_HANDLER"] = "1"
+    try:
+        import ray
+    finally:
+        if before is None:
+            os.environ.pop("RAY_DISABLE_FAILURE_SIGNAL_HANDLER", None)
+        else:
+            os.environ["RAY_DISABLE_FAILURE_SIGNAL_HANDLER"] = before
+    return ray
+
+
 class DistributedError(RuntimeError):
     """A Ray run that cannot start or a part that failed; ``resumable``: the same command can get past it
     (a lost worker or connection)."""
@@ -70,7 +91,7 @@ def preflight(long) -> None:
     """What a Ray run needs, checked in seconds before the model loads: Ray importable, and a cluster
     address that answers like Ray (its GCS, with this machine's token)."""
     try:
-        import ray  # noqa: F401
+        _import_ray()
     except ImportError:
         raise DistributedError(_NEEDS_RAY) from None
     if long.ray not in (None, "", "local", "auto"):
@@ -181,12 +202,11 @@ def _start(address: str | None, cpus: int, verbose: bool = False) -> Callable[[]
     Ray's ``init`` sets its own SIGTERM handler: stvsr's handlers are taken back (``cli_signals``)
     and a SIGTERM that Ray's handler caught meanwhile becomes the usual ``Interrupted``. The
     processes a local start makes inherit a variable naming this start (``_SESSION``), so stopping
-    ends every one of them, also those of an ``init`` that a signal cut short (``ray.shutdown`` does
-    not know those)."""
+    ends every one of them and their descendants, also those of an ``init`` that a signal cut short
+    (``ray.shutdown`` does not know those)."""
     import logging
 
-    import ray
-
+    ray = _import_ray()
     if ray.is_initialized():
         return None
     token = None if address else uuid.uuid4().hex
@@ -194,9 +214,10 @@ def _start(address: str | None, cpus: int, verbose: bool = False) -> Callable[[]
 
     def stop() -> None:
         with _ray_log(verbose), deferred_signals():   # a second signal does not cut the shutdown short
+            started = _session_processes(token) if token else []   # before the shutdown orphans Ray's agents
             _shutdown(ray)
             if token:
-                _end_processes(token)
+                _end_processes(token, started)
 
     with _ray_log(verbose) as log:
         try:
@@ -234,41 +255,59 @@ def _shutdown(ray) -> None:
         pass
 
 
-def _session_processes(token: str) -> list[int]:
-    """This user's processes (not this one) whose environment holds ``_SESSION=token``."""
-    mark, pids = f"{_SESSION}={token}".encode(), []
+Process = tuple[int, int]   # (pid, start time in clock ticks since boot): a pid the system reuses is not it
+
+
+def _session_processes(token: str) -> list[Process]:
+    """This user's live processes (not this one) whose environment holds ``_SESSION=token``, and their
+    descendants: Ray's agents (``ray::DashboardAgent``, ``ray::RuntimeEnvAgent``) write their process
+    title over their environment, so only their parent (the raylet) tells them apart."""
+    mark, marked, stats = f"{_SESSION}={token}".encode(), set(), {}
     for entry in Path("/proc").iterdir() if os.path.isdir("/proc") else ():
         if entry.name.isdigit() and int(entry.name) != os.getpid():
             try:
+                fields = (entry / "stat").read_bytes().rsplit(b")", 1)[1].split()
+                if fields[0] == b"Z":   # a zombie has ended
+                    continue
+                stats[int(entry.name)] = (int(fields[1]), int(fields[19]))   # parent, start time
                 if mark in (entry / "environ").read_bytes().split(b"\0"):
-                    pids.append(int(entry.name))
-            except OSError:   # gone, or another user's
+                    marked.add(int(entry.name))
+            except (OSError, IndexError, ValueError):   # gone, or another user's
                 continue
-    return pids
+    found = set(marked)
+    while True:
+        more = {pid for pid, (parent, _) in stats.items() if parent in found} - found
+        if not more:
+            return [(pid, stats[pid][1]) for pid in sorted(found) if pid in stats]
+        found |= more
 
 
-def _end_processes(token: str, grace: float = 3.0) -> None:
-    """SIGTERM the processes of a local start that are still there, then SIGKILL what outlives ``grace``."""
+def _end_processes(token: str, known: list[Process] = (), grace: float = 3.0) -> None:
+    """SIGTERM the processes of a local start that are still there (those found now and the ``known``
+    ones found before Ray's shutdown orphaned them), then SIGKILL what outlives ``grace``."""
     for sig in (signal.SIGTERM, signal.SIGKILL):
-        pids = _session_processes(token)
-        for pid in pids:
+        procs = [p for p in {*known, *_session_processes(token)} if _alive(p)]
+        for pid, _ in procs:
             try:
                 os.kill(pid, sig)
             except OSError:
                 pass
         deadline = time.monotonic() + grace
-        while pids and time.monotonic() < deadline:
+        while procs and time.monotonic() < deadline:
             time.sleep(0.05)
-            pids = [p for p in pids if _alive(p)]
-        if not pids:
+            procs = [p for p in procs if _alive(p)]
+        if not procs:
             return
 
 
-def _alive(pid: int) -> bool:
+def _alive(process: Process) -> bool:
+    """Whether the process is still running (not a zombie, and its pid not reused since)."""
+    pid, started = process
     try:
         with open(f"/proc/{pid}/stat", "rb") as f:
-            return b") Z " not in f.read()   # a zombie has ended
-    except OSError:
+            fields = f.read().rsplit(b")", 1)[1].split()
+        return fields[0] != b"Z" and int(fields[19]) == started
+    except (OSError, IndexError, ValueError):
         return False
 
 
@@ -322,7 +361,7 @@ def run_segments(job: VideoJob, todo: list[Segment], model, options: RunOptions,
     (the input unchanged, no output meanwhile) runs before the tasks start and as each part arrives.
     Ray is started (or joined) here unless the caller already did, and then shut down here."""
     try:
-        import ray
+        ray = _import_ray()
     except ImportError:
         raise DistributedError(_NEEDS_RAY) from None
 
@@ -332,15 +371,13 @@ def run_segments(job: VideoJob, todo: list[Segment], model, options: RunOptions,
     quiet = long.verbose or ray.is_initialized()   # a caller's own Ray keeps its own settings
     with contextlib.nullcontext() if quiet else _driver_messages_off():
         stop = _start(long.ray or None, os.cpu_count() or 1, long.verbose)
-        refs: dict = {}
         try:
-            _run_tasks(ray, job, todo, model, options, long, work, progress, say, check, refs)
+            _run_tasks(ray, job, todo, model, options, long, work, progress, say, check)
         finally:
-            for ref in refs:
-                try:
-                    ray.cancel(ref, force=True)
-                except Exception:
-                    pass
+            # Tasks still running end with this driver: ray.shutdown stops a local Ray's workers, and a
+            # cluster ends a job's tasks when its driver leaves. (ray.cancel(force=True) here raced with
+            # their replies: Ray 2.60's driver then failed "Tried to complete task that was not pending"
+            # and exited 1 at once, saying nothing, the lock and Ray's processes left.)
             if stop is not None:
                 stop()
 
@@ -363,10 +400,9 @@ def _driver_messages_off() -> Iterator[None]:
 
 
 def _run_tasks(ray, job: VideoJob, todo: list[Segment], model, options: RunOptions, long, work,
-               progress: Callable[[int], None], say: Callable[[str], None], check: Callable[[], None],
-               refs: dict) -> None:
-    """Size the tasks to the cluster (``--workers`` capped at its GPUs or cores), submit them (each in
-    ``refs`` until it is done) and record each part as it arrives."""
+               progress: Callable[[int], None], say: Callable[[str], None], check: Callable[[], None]) -> None:
+    """Size the tasks to the cluster (``--workers`` capped at its GPUs or cores), submit them and record
+    each part as it arrives."""
     from stvsr.runtime.jobs.part import rerun_can_fix
 
     gpu = uses_gpu(model)
@@ -393,6 +429,7 @@ def _run_tasks(ray, job: VideoJob, todo: list[Segment], model, options: RunOptio
     check()
     remote = ray.remote(max_retries=MAX_RETRIES, retry_exceptions=False)(segment_task)
     job_ref = ray.put(job)
+    refs: dict = {}
     for seg in todo:
         ref = remote.options(**resources).remote(task_model, job_ref, seg, task_opts, str(work.part_path(seg.index)),
                                                  work.key["input"])
