@@ -77,8 +77,9 @@ def default_output(input_path: str) -> str:
 @click.option("-y", "--overwrite", is_flag=True, help="Replace OUTPUT if it exists (never the input).")
 @click.option("--factor", type=click.IntRange(0, 64), default=None,
               help="New frames per gap between input frames (output fps = input fps x (factor+1)). "
-                   "Models with a times input (stvun, fmu, tmnet) take 1 to 64 (1 to 8 with a TensorRT .plan), default 1; fixed-midpoint models "
-                   "(zsm, starnet) only their own number, 1, the default. 0 (no new frames) is refused by both; "
+                   "Models with a times input (stvun, fmu, tmnet) take 1 to 64 (1 to 8 with a TensorRT .plan), "
+                   "default 1; fixed-midpoint models (zsm, starnet) only their own number, 1, the default. "
+                   "0 (no new frames) is refused by both; "
                    "it only suits a model that makes no new frames.")
 @click.option("--backend", type=click.Choice(["auto", "onnxruntime", "tensorrt"]), default="auto", show_default=True,
               help="auto: .onnx -> ONNX Runtime, .plan/.engine -> TensorRT.")
