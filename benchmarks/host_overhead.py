@@ -143,7 +143,7 @@ def profile_child(args: list[str], report: str) -> None:
     import stvsr.runtime.cli as cli
     from stvsr.runtime.backends import onnxruntime as ort_backend
     from stvsr.runtime.media import colour, encode
-    from stvsr.runtime.onepass import threads
+    from stvsr.runtime.onepass import compute, pipeline, threads
 
     stages: dict[str, float] = {}
     python_tids: dict[str, int] = {}
@@ -180,6 +180,9 @@ def profile_child(args: list[str], report: str) -> None:
     encode.VideoWriter.write = timing("writer.write (all)", encode.VideoWriter.write)
     encode.VideoWriter._mux = timing("mux", encode.VideoWriter._mux)
     ort_backend.OnnxRuntimeBackend._run = timing("network", ort_backend.OnnxRuntimeBackend._run)
+    pipeline.resolve_cuts = timing("scene-cut detection", pipeline.resolve_cuts)
+    compute.checked = timing("result check", compute.checked)
+    main_start = time.thread_time()
 
     seen: dict[int, tuple[str, float]] = {}
     stop = threading.Event()
@@ -195,6 +198,7 @@ def profile_child(args: list[str], report: str) -> None:
         cli.main(args, standalone_mode=False)
     except SystemExit as exc:
         code = exc.code or 0
+    add("main thread (Python)", time.thread_time() - main_start)
     stop.set()
     sampler.join()
     seen.update(_thread_cpu())
@@ -227,8 +231,14 @@ def stage_table(prof: dict) -> list[tuple[str, float]]:
         ("mux", mux),
         ("writer other (clip to [0,1], queue, open/flush)", writer_py - write_all),
     ]
+    if "main thread (Python)" in s:
+        cuts, check = s.get("scene-cut detection", 0.0), s.get("result check", 0.0)
+        rows += [("scene-cut detection (main thread; --scene-cuts auto)", cuts),
+                 ("NaN/Inf check of the network's results (main thread)", check),
+                 ("main thread other (imports, probe, model load, planning, windows)",
+                  s["main thread (Python)"] - cuts - check)]
     accounted = sum(v for _, v in rows)
-    rows.append(("main thread and the rest (start-up, imports, planning, checks)", prof["cpu"] - accounted))
+    rows.append(("the rest (interpreter start, other threads)", prof["cpu"] - accounted))
     rows.append(("total (process)", prof["cpu"]))
     return rows
 
