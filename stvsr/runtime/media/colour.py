@@ -386,25 +386,29 @@ class OutputColour:
         params = side_data_params(codec, self.mastering, self.light)
         return {SIDE_DATA_ENCODERS[codec][0]: params} if params else {}
 
-    def frame(self, rgb: np.ndarray):
-        """Float32 RGB ``[3, H, W]`` in [0, 1] -> a PyAV frame of the output format, tagged."""
-        out = self._convert(rgb, write_levels(self.pix_fmt, self.matrix, self.range))
+    def frame(self, rgb: np.ndarray, scratch: dict | None = None):
+        """Float RGB ``[3, H, W]`` -> a PyAV frame of the output format, tagged. Values outside [0, 1]
+        are clipped; ``rgb`` is only read (a view of a padded model output will do). ``scratch``: a dict
+        one thread keeps between frames, where swscale's float source frame is kept and refilled (a
+        fresh 4K float frame costs about as much in page faults as the conversion itself)."""
+        out = self._convert(rgb, write_levels(self.pix_fmt, self.matrix, self.range), scratch)
         out.colorspace, out.color_range = self.matrix, self.range
         out.color_primaries, out.color_trc = self.primaries, self.trc
         return out
 
-    def _convert(self, rgb: np.ndarray, levels: tuple[float, float]):
+    def _convert(self, rgb: np.ndarray, levels: tuple[float, float], scratch: dict | None = None):
         import av
 
         _, h, w = rgb.shape
         offset, gain = levels
-        src = av.VideoFrame(w, h, FLOAT_FORMAT)
+        src = scratch.pop((w, h), None) if scratch is not None else None
+        if src is None:
+            src = av.VideoFrame(w, h, FLOAT_FORMAT)
         for index, plane in zip((1, 2, 0), src.planes):
             dst = np.frombuffer(plane, np.float32).reshape(plane.height, plane.line_size // 4)[:h, :w]
-            if (offset, gain) == (0.0, 1.0):
-                dst[...] = rgb[index]
-            else:
-                np.multiply(rgb[index], gain, out=dst)
+            np.clip(rgb[index], 0.0, 1.0, out=dst)   # clipped straight into the frame: no copy of the picture
+            if (offset, gain) != (0.0, 1.0):
+                dst *= gain
                 dst += offset
         twin = _yuv_twin(self.pix_fmt)
         if twin is not None:   # grey: the luma of the 4:4:4 twin (swscale's grey ignores matrix and range)
@@ -412,12 +416,15 @@ class OutputColour:
                                dst_color_range=self.range, interpolation=_interpolation())
             out = av.VideoFrame(w, h, self.pix_fmt)
             _copy_plane(yuv, out, self.layout.bits)
-            return out
-        if self.layout.kind == "yuv":
-            return src.reformat(format=self.pix_fmt, dst_colorspace=_sws_matrix(self.matrix),
-                                dst_color_range=self.range, interpolation=_interpolation())
-        return src.reformat(format=self.pix_fmt, dst_color_range=self.range if self.layout.kind == "gray" else None,
-                            interpolation=_interpolation())
+        elif self.layout.kind == "yuv":
+            out = src.reformat(format=self.pix_fmt, dst_colorspace=_sws_matrix(self.matrix),
+                               dst_color_range=self.range, interpolation=_interpolation())
+        else:
+            out = src.reformat(format=self.pix_fmt, interpolation=_interpolation(),
+                               dst_color_range=self.range if self.layout.kind == "gray" else None)
+        if scratch is not None and out is not src:   # src itself goes to the encoder when no conversion was needed
+            scratch[(w, h)] = src
+        return out
 
 
 def _rational_pairs(raw: bytes) -> list[float]:

@@ -70,6 +70,7 @@ class VideoWriter:
         # the source's audio/subtitles/attachments kept (plan_streams: the caller says its notes)
         self.streams = streams if streams is not None or not copy_streams else plan_streams(source.path, self.name)
         self.count = 0
+        self._scratch: dict = {}   # the colour conversion's float frame, reused frame after frame
         # Pixel format ("auto": the input's layout and depth), matrix, range, tags, HDR side data.
         self.colour = colour or plan_output(source.picture, codec, pix_fmt, source.width, source.height)
         pix_fmt = self.colour.pix_fmt
@@ -103,6 +104,9 @@ class VideoWriter:
                              f"cannot hold it (players would read a data stream); choose another --codec or output")
         self.stream = self.container.add_stream(codec, rate=fps, options=options)
         self.stream.width, self.stream.height, self.stream.pix_fmt = width, height, pix_fmt
+        # Frame and slice threads where the encoder has them, as the FFmpeg CLI (PyAV's default is slices
+        # only: for x264, sliced threads, which cost more CPU per frame and keep fewer cores busy).
+        self.stream.thread_type = "AUTO"
         # Real presentation times (variable frame rate kept) in a time base that holds them exactly;
         # without them frame k is at k/fps and PyAV derives the time base from the rate.
         self.time_base, self.timestamps = timestamps if timestamps else (None, None)
@@ -132,10 +136,10 @@ class VideoWriter:
         return True
 
     def write(self, rgb: np.ndarray) -> None:
-        """Encode one frame: float32 RGB ``[3, H, W]`` in [0, 1] (or uint8 RGB ``[H, W, 3]``)."""
+        """Encode one frame: float RGB ``[3, H, W]`` in [0, 1], values outside clipped (or uint8 RGB ``[H, W, 3]``)."""
         if rgb.dtype == np.uint8:
             rgb = rgb.transpose(2, 0, 1).astype(np.float32) / 255.0
-        frame = self.colour.frame(rgb)
+        frame = self.colour.frame(rgb, self._scratch)
         if self.timestamps is None:
             frame.pts = self.count  # in 1/fps units: PyAV derives the codec time base from the rate
         elif self.time_base is None:

@@ -2,10 +2,11 @@
 
 For each window it assembles the model's inputs (the frames, the plan's ``times``, the optical flows
 a model takes), picks the tile once, on the first window (``--tile``, or the memory budget:
-``planning.memory.auto_tile``), runs the window whole (submitted: the backend keeps up to
-``max_in_flight`` windows in flight) or in tiles (``planning.tiling.run_tiled``, at once), refuses a
-result whose shape or values are not what the model's metadata promises, and maps the model's
-outputs to the plan's global output indices (``Window.keep``).
+``planning.memory.auto_tile``, whose probe may run the whole first window: that result is kept),
+runs the window whole (submitted: the backend keeps up to ``max_in_flight`` windows in flight) or in
+tiles (``planning.tiling.run_tiled``, at once), refuses a result whose shape or values are not what
+the model's metadata promises, and maps the model's outputs to the plan's global output indices
+(``Window.keep``).
 
 The one-pass pipeline feeds it the frames its reader thread decodes; a caller with frames of its
 own (a VapourSynth clip) calls ``run``. Frames are float32 RGB in [0, 1], ``[1, N, 3, H, W]`` (the
@@ -78,11 +79,22 @@ class WindowCompute:
             return self._checked(backend.run(part), part[frames_name], window)
 
         if self._first and self.tile is None and self.max_memory and runs_on_host(backend):
+            kept: list[np.ndarray] = []   # the memory probe's run of this whole window, when it made one
+
+            def probe_run(part: dict) -> np.ndarray:
+                result = checked_run(part)
+                if part[frames_name].shape == frames.shape:
+                    kept.append(result)
+                return result
+
             # Full-resolution float32 frames held at once (the caller's, the windows in flight and being handed on).
             held = ((self.held_frames + self.outputs * (backend.max_in_flight + 2)) * 3 * frames.shape[-2]
                     * frames.shape[-1])
-            self.tile = auto_tile(checked_run, inputs, spatial, meta.size_multiple, self.tile_overlap, self.max_memory,
+            self.tile = auto_tile(probe_run, inputs, spatial, meta.size_multiple, self.tile_overlap, self.max_memory,
                                   held * meta.scale * meta.scale * 4, self.say, probe_key(backend, inputs, spatial))
+            self._first = False
+            if kept and not (self.tile and max(frames.shape[-2:]) > self.tile):
+                return Pending(window, frames, result=kept[-1])   # computed by the probe: not again
         self._first = False
         if self.tile and max(frames.shape[-2:]) > self.tile:
             return Pending(window, frames, result=run_tiled(checked_run, inputs, spatial, self.tile, self.tile_overlap,
@@ -113,7 +125,8 @@ def checked(result: np.ndarray, frames: np.ndarray, outputs: int, scale: int, wi
     if got != want:
         raise BackendError(f"the model returned frames of shape {list(got)} where its stvsr metadata promises "
                            f"{list(want)} ({outputs} frames, scale {scale}); the metadata does not match the graph")
-    if not np.isfinite(result).all():
+    # max and min carry any NaN or Inf: two passes without a temporary as large as the result
+    if result.size and not (np.isfinite(result.max()) and np.isfinite(result.min())):
         raise BackendError(f"the model returned NaN or Inf values for {_window_name(window, windows)}; its graph or "
                            "weights are broken (no output written)")
     return result

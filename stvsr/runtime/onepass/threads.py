@@ -113,8 +113,8 @@ def _writer(open_writer: Callable[[], VideoWriter], total: int | None, size: tup
                 continue
             pending[g] = frame
             while nxt in pending and not stop.is_set():
-                img = np.clip(pending.pop(nxt)[:, :h, :w], 0.0, 1.0, dtype=np.float32)
-                writer.write(img)  # float RGB -> the output's pixel format, matrix, range and depth
+                # float RGB (clipped to [0, 1] in the conversion) -> the output's pixel format, matrix, range, depth
+                writer.write(pending.pop(nxt)[:, :h, :w])
                 nxt += 1
         if writer.finish(stop):
             finished.set()

@@ -2,12 +2,14 @@
 measured on the first window, never from the model's name.
 
 A model's working memory grows linearly with the LR pixels of a window (activations at every
-resolution, all frames and times of the window). On the first window the model runs twice on
-small crops of the real inputs while the process's peak resident memory is recorded (Linux:
-``VmHWM``, reset through ``/proc/self/clear_refs``); the two peaks give a fixed part and bytes per
-LR pixel. The largest tile whose predicted peak (memory already held + fixed + per-pixel x tile
-area + the pipeline's full-resolution frame buffers) fits the budget is used; a frame that fits
-whole is not tiled.
+resolution, all frames and times of the window). On the first window the model runs on a small
+crop of the real inputs while the process's peak resident memory is recorded (Linux: ``VmHWM``,
+reset through ``/proc/self/clear_refs``), then on a second, larger input: the whole first window
+when even the small crop's peak, charged wholly per pixel, predicts that it fits the budget (the
+caller keeps that result: the first window is not computed twice), else a crop twice as large. The
+two peaks give a fixed part and bytes per LR pixel. The largest tile whose predicted peak (memory
+already held + fixed + per-pixel x tile area + the pipeline's full-resolution frame buffers) fits
+the budget is used; a frame that fits whole is not tiled.
 """
 from __future__ import annotations
 
@@ -118,25 +120,38 @@ def crop(inputs: dict[str, np.ndarray], spatial: set[str], size: int) -> dict[st
     return {k: (np.ascontiguousarray(v[..., :size, :size]) if k in spatial else v) for k, v in inputs.items()}
 
 
-def measure(run: Callable[[dict[str, np.ndarray]], np.ndarray], inputs: dict[str, np.ndarray], spatial: set[str],
-            sizes: tuple[int, int]) -> WindowMemory:
-    """Run twice on each of two square crops and fit ``fixed + per_pixel * pixels`` to the peaks
-    above the memory held before the first run.
+def whole_fits(held: int, small_peak: float, small_area: int, pixels: int, budget: int, extra: int = 0) -> bool:
+    """True when ``pixels`` LR pixels fit ``budget`` even if the peak of a run on ``small_area`` pixels
+    were all per-pixel cost: for a cost ``fixed + per_pixel * area`` and ``pixels >= small_area`` this
+    bound is above ``WindowMemory.peak``, so a whole window run on it is one ``tile_for`` keeps whole."""
+    return held + MARGIN * small_peak * pixels / max(1, small_area) + extra <= budget
 
-    Twice, because the steady state is what a video costs, and a backend may allocate more on
-    the second run of a shape than on the first: ONNX Runtime's memory pattern does (stvun at
+
+def measure(run: Callable[[dict[str, np.ndarray]], np.ndarray], inputs: dict[str, np.ndarray], spatial: set[str],
+            sizes: tuple[int, int], budget: int | None = None, extra: int = 0) -> WindowMemory:
+    """Fit ``fixed + per_pixel * pixels`` to the peaks above the memory held before the first run, of
+    two runs on a ``sizes[0]`` crop, then of the whole ``inputs`` run once (``run(inputs)`` itself,
+    whose result the caller can keep) when ``budget`` is given and ``whole_fits`` says it fits, else
+    of two runs on a ``sizes[1]`` crop.
+
+    Twice on crops, because the steady state is what a video costs, and a backend may allocate more
+    on the second run of a shape than on the first: ONNX Runtime's memory pattern does (stvun at
     96x96 with 3 times: 40 KiB per LR pixel after one run, 90 after the second and every later
-    one), which is why stvsr's ONNX Runtime backend turns it off (then both runs cost 40)."""
+    one), which is why stvsr's ONNX Runtime backend turns it off (then both runs cost 40, and one
+    run of the whole window measures its steady state)."""
     gc.collect()
     held = resident()
     areas, peaks = [], []
+    h, w = next(inputs[k] for k in spatial).shape[-2:]
     for size in sizes:
-        part = crop(inputs, spatial, size)
-        h, w = next(part[k] for k in spatial).shape[-2:]
+        whole = bool(areas) and budget is not None and whole_fits(held, peaks[0], areas[0], h * w, budget, extra)
+        part = inputs if whole else crop(inputs, spatial, size)
+        ph, pw = next(part[k] for k in spatial).shape[-2:]
         reset_peak()
         run(part)
-        run(part)
-        areas.append(h * w)
+        if not whole:
+            run(part)
+        areas.append(ph * pw)
         peaks.append(peak() - held)
     per_pixel = max(0.0, (peaks[1] - peaks[0]) / max(1, areas[1] - areas[0]))
     return WindowMemory(held, max(0.0, peaks[1] - per_pixel * areas[1]), per_pixel)
@@ -192,7 +207,9 @@ def auto_tile(run: Callable[[dict[str, np.ndarray]], np.ndarray], inputs: dict[s
               multiple: int, overlap: int, budget: int, extra: int,
               say: Callable[[str], None] = lambda m: None, cache_key: dict | None = None) -> int | None:
     """Measure on the first window's inputs and return the tile for ``budget`` (None: no tiling).
-    With ``cache_key`` (``memory_cache.probe_key``) a measurement of an earlier run is reused."""
+    With ``cache_key`` (``memory_cache.probe_key``) a measurement of an earlier run is reused.
+    ``run`` may be given the whole ``inputs`` (``measure``): a caller that keeps that result and gets
+    None back has its first window computed."""
     from stvsr.runtime.planning import memory_cache
 
     h, w = next(inputs[k] for k in spatial).shape[-2:]
@@ -208,7 +225,7 @@ def auto_tile(run: Callable[[dict[str, np.ndarray]], np.ndarray], inputs: dict[s
         gc.collect()
         mem = WindowMemory(resident(), *cached)
     else:
-        mem = measure(run, inputs, spatial, sizes)
+        mem = measure(run, inputs, spatial, sizes, budget, extra)
         memory_cache.store(cache_key, mem.fixed, mem.per_pixel, say)
     tile = tile_for(mem, budget, h, w, multiple, overlap, extra)
     say(describe(mem, budget, tile, h, w, extra, cached is not None))
