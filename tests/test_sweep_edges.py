@@ -518,7 +518,7 @@ def test_factor_help_agrees_with_behaviour(models, footage, tmp_path):
     handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGPIPE)}
     res = CliRunner().invoke(run_main, ["--help"], terminal_width=200)
     text = " ".join(res.output.split())
-    assert "take 1 or more" in text and "0 (no new frames) is refused by both" in text
+    assert "take 1 to 64" in text and "0 (no new frames) is refused by both" in text
     code, lines = _cli(models["times"], footage["short"], "-o", tmp_path / "o.mp4", "-q", "--factor", "0")
     assert code == 1
     _one_error(lines, "--factor must be at least 1 for this model")
