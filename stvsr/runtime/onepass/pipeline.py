@@ -130,11 +130,12 @@ class _WindowRunner:
         self.progress(1)
 
 
-def _output_picture(job: VideoJob, opts: RunOptions, first: bool, say: Callable[[str], None]) -> OutputColour:
+def _output_picture(job: VideoJob, opts: RunOptions, output: str, first: bool,
+                    say: Callable[[str], None]) -> OutputColour:
     """The output's colour plan (``stvsr.runtime.media.colour.plan_output``); its note is said by the run
     that writes the first frames."""
     info = job.info
-    picture = plan_output(info.picture, opts.codec, opts.pix_fmt, info.width, info.height)
+    picture = plan_output(info.picture, opts.codec, opts.pix_fmt, info.width, info.height, output)
     if picture.note and first:
         say(f"colour: {picture.note}")
     return picture
@@ -164,7 +165,7 @@ def upscale_video(backend: Backend, input_path: str, output_path: str | SafeOutp
     if segment is None:
         announce(job, say)
     progress = progress_factory(len(seg.windows)) if progress_factory else (lambda k: None)
-    picture = _output_picture(job, opts, segment is None or seg.out_start == 0, say)
+    picture = _output_picture(job, opts, str(out.path), segment is None or seg.out_start == 0, say)
     streams = plan_streams(input_path, str(out.path)) if opts.copy_streams and segment is None else None
     for note in streams.notes if streams is not None else ():
         say(f"note: {note}")
