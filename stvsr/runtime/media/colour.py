@@ -16,8 +16,10 @@ networks' float RGB, and how float RGB becomes the output's pixels and tags.
 * ``--pix-fmt auto`` keeps the input's chroma layout and bit depth where the encoder takes it,
   else the nearest format it does take (one status line says so). "Takes" is tried, not read
   from the encoder's format list (mjpeg lists yuv420p but refuses it in limited range): a 64x64
-  encoder is opened, and one frame encoded and decoded to see which range the decoder reads back;
-  the codes are written in that range (ProRes and MPEG-2 cannot say full range: limited).
+  encoder is opened, and one frame encoded and decoded to see which range the decoder reads back,
+  from a temporary file of the output's container where it is known (HuffYUV in AVI has no range
+  anywhere: read as limited); the codes are written in that range (ProRes and MPEG-2 cannot say
+  full range: limited).
 * Grey (``gray``, ``gray10le``, ...) is converted through the 4:4:4 YUV format of its depth with
   neutral chroma: swscale's own grey path uses BT.601 full-range weights whatever it is asked,
   so grey output is the input's luma in the input's range, and grey input honours its range.
