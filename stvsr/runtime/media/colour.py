@@ -584,21 +584,22 @@ def encoder_trial(codec: str, pix_fmt: str, rng: int) -> tuple[bool, int | None]
 
 
 @lru_cache(maxsize=None)
-def container_trial(codec: str, pix_fmt: str, rng: int, matrix: int, muxer: str | None, suffix: str) -> int | None:
-    """The range a reader takes ``codec``'s ``pix_fmt`` in range ``rng`` for once it is written into
-    the output's container (``muxer``, else the one FFmpeg picks for ``suffix``, as ``VideoWriter``
-    does): one 64x64 frame, tagged as the output is, is written to a temporary file and decoded
-    from it, and untagged YUV or grey counts as limited range (FFmpeg's assumption, as for input).
-    Observed: HuffYUV, Ut Video, FFV1, rawvideo and MPEG-4 Part 2 keep full range only in
-    Matroska (FFV1, rawvideo, MPEG-4: not in AVI, NUT, MP4 or MOV); H.264, HEVC, VP9 and AV1 carry
-    it in their own bitstream, in any container. None when the trial cannot be made (the
-    encoder-only trial then decides)."""
+def container_trial(codec: str, colour: "OutputColour", muxer: str | None, suffix: str) -> int | None:
+    """The range a reader takes ``codec``'s output, encoded and tagged as ``colour`` says, for once it is
+    written into the output's container (``muxer``, else the one FFmpeg picks for ``suffix``, as
+    ``VideoWriter`` does): one 64x64 frame is written to a temporary file and decoded from it, and
+    untagged YUV or grey counts as limited range (FFmpeg's assumption, as for input). Observed:
+    HuffYUV, Ut Video, FFV1, rawvideo and MPEG-4 Part 2 keep full range in Matroska, not in AVI or
+    NUT (MP4 keeps it for FFV1 and MPEG-4 only with primaries and transfer tagged too, MOV not for
+    MPEG-4); H.264, HEVC, VP9, AV1 and MJPEG carry it in their own bitstream, in any container.
+    None when the trial cannot be made (the encoder-only trial then decides)."""
     import tempfile
 
     import av
 
     from stvsr.runtime.media.container import container_format
 
+    pix_fmt, rng = colour.pix_fmt, colour.range
     if layout_of(pix_fmt).kind == "rgb" or _full_range_only(pix_fmt):
         return None
     try:
@@ -608,9 +609,11 @@ def container_trial(codec: str, pix_fmt: str, rng: int, matrix: int, muxer: str 
                 stream = out.add_stream(codec, rate=25)
                 stream.width = stream.height = _TRIAL_SIZE
                 encoder = _trial_encoder(codec, pix_fmt, rng, stream.codec_context)
-                encoder.colorspace = matrix
+                colour.tag(encoder)   # as the writer tags: some containers hold the range only with all tags
                 encoder.open()
-                for packet in stream.encode(_trial_frame(pix_fmt, rng)) + stream.encode(None):
+                frame = _trial_frame(pix_fmt, rng)
+                frame.colorspace, frame.color_primaries, frame.color_trc = colour.matrix, colour.primaries, colour.trc
+                for packet in stream.encode(frame) + stream.encode(None):
                     out.mux(packet)
             with av.open(path) as back:
                 frame = next(back.decode(video=0), None)
@@ -678,7 +681,7 @@ def plan_output(picture: Picture | None, codec: str, pix_fmt: str, width: int = 
     ranked = _ranked_formats(p, codec, _encoder_formats(codec)) if pix_fmt == "auto" else [(pix_fmt, None)]
     pix_fmt, note, (matrix, rng) = _first_accepted(p, codec, ranked)
     notes += [note] if note else []
-    rng, note = _range_read_back(codec, pix_fmt, rng, matrix, output, muxer)
+    rng, note = _range_read_back(codec, OutputColour(pix_fmt, matrix, rng, p.primaries, p.trc), output, muxer)
     notes += [note] if note else []
     out = layout_of(pix_fmt)
     if p.hdr:
@@ -690,16 +693,17 @@ def plan_output(picture: Picture | None, codec: str, pix_fmt: str, width: int = 
     return OutputColour(pix_fmt, matrix, rng, p.primaries, p.trc, p.mastering, p.light, "; ".join(notes) or None)
 
 
-def _range_read_back(codec: str, pix_fmt: str, rng: int, matrix: int, output: str | None, muxer: str | None
+def _range_read_back(codec: str, planned: OutputColour, output: str | None, muxer: str | None
                      ) -> tuple[int, str | None]:
-    """The range to write ``pix_fmt`` in: ``rng``, or the one a reader will take the file for where that
+    """The range to write ``planned`` in: its own, or the one a reader will take the file for where that
     differs (ProRes reads full range as limited; HuffYUV in AVI is read as limited), with the note
     that says so. The container's trial decides where it can be made, else the encoder's."""
+    pix_fmt, rng = planned.pix_fmt, planned.range
     read = encoder_trial(codec, pix_fmt, rng)[1]
     where = ""
     if output is not None or muxer is not None:
         suffix = os.path.splitext(output or "")[1].lower()
-        held = container_trial(codec, pix_fmt, rng, matrix, muxer, suffix)
+        held = container_trial(codec, planned, muxer, suffix)
         if held is not None and held != read:   # the container, not the codec, decides what is read
             read, where = held, f" in {muxer or suffix or 'this container'}"
     if read is None or read == rng or not encoder_trial(codec, pix_fmt, read)[0]:
