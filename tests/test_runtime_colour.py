@@ -395,16 +395,40 @@ def test_mjpeg_auto_writes_full_range_it_takes(upscaler, tmp_path):
 
 @pytest.mark.parametrize("codec,suffix", [("mjpeg", ".mkv"), ("png", ".mov"), ("ffv1", ".mkv"), ("libx264", ".mp4"),
                                           ("libx265", ".mkv"), ("libvpx-vp9", ".webm"), ("prores_ks", ".mov"),
-                                          ("mpeg2video", ".mpg")])
+                                          ("mpeg2video", ".mpg"), ("huffyuv", ".avi"), ("utvideo", ".avi"),
+                                          ("ffv1", ".nut"), ("mpeg4", ".mov")])
 def test_auto_ends_with_a_format_the_encoder_takes_and_reads_back(upscaler, tmp_path, codec, suffix):
     """--pix-fmt auto with limited, full-range and RGB input: the encoder takes the chosen format,
-    and the file decodes (with its own tags) to the input's picture: codes and range tag agree."""
+    and the file decodes (with its own tags) to the input's picture: codes and range tag agree.
+    HuffYUV and Ut Video in AVI, FFV1 in NUT, MPEG-4 in MOV: neither the bitstream nor the container
+    holds the range, so full-range input is written in limited range, with one colour: line (was: full-range
+    codes read back as limited, 14 code values off)."""
+    from stvsr.runtime.media.colour import picture_of
+
     if codec not in av.codecs_available:
         pytest.skip(f"{codec} is not in this FFmpeg build")
     for src in auto_sources(tmp_path):
-        out, _, _ = _run(upscaler, src, tmp_path / f"out-{codec}-{os.path.basename(src)}{suffix}", codec=codec)
+        out, _, said = _run(upscaler, src, tmp_path / f"out-{codec}-{os.path.basename(src)}{suffix}", codec=codec)
         err = picture_error(src, out)
         assert err < 3.0, (codec, src, out[0].format.name, int(out[0].color_range), err)   # lossy codecs: the mean
+        if picture_of(_decode(src)[0][0]).range != picture_of(out[0]).range and not out[0].format.is_rgb:
+            notes = [line for line in said if line.startswith("colour:")]
+            assert len(notes) == 1 and "limited range" in notes[0], said
+
+
+def test_full_range_into_avi_segments_reads_back_right(upscaler, tmp_path):
+    """Full-range input, --codec huffyuv into .avi in segments (parts in NUT, joined by stream copy):
+    neither holds the range, so the parts are written in limited range and the joined file reads
+    back as the input's picture, with one colour: line (was: 14 code values off, and a segmented run
+    said no colour: line)."""
+    full = auto_sources(tmp_path)[1]
+    out = tmp_path / "segments.avi"
+    code, lines = _stvsr_run(upscaler, full, "-o", out, "--codec", "huffyuv", "--segment-frames", "1",
+                             "--scene-cuts", "off")
+    notes = [line for line in lines if line.startswith("stvsr-run: colour:")]
+    assert code == 0 and len(notes) == 1 and "writing limited range" in notes[0], lines
+    frames, _ = _decode(str(out))
+    assert len(frames) == FRAMES and picture_error(full, frames) < 1.0, picture_error(full, frames)
 
 
 def auto_sources(folder) -> list[str]:

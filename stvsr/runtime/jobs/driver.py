@@ -20,7 +20,7 @@ from stvsr.runtime.backends.base import Backend
 from stvsr.runtime.jobs.part import ModelSource, rerun_can_fix, run_part
 from stvsr.runtime.jobs.workdir import WorkDir, claim, default_work_dir, file_sha256, input_identity
 from stvsr.runtime.media import MediaInfo, join_parts, library_versions, part_suffix, probe
-from stvsr.runtime.onepass import RunOptions, RunReport, announce, plan_video, upscale_video
+from stvsr.runtime.onepass import RunOptions, RunReport, announce, output_colour, plan_video, upscale_video
 from stvsr.runtime.planning.job import VideoJob
 from stvsr.runtime.planning.segments import Segment
 
@@ -149,6 +149,7 @@ def run_video(backend: Backend, model: ModelSource, input_path: str, out: SafeOu
             say(f"resumed: {len(segments) - len(todo)} of {len(segments)} parts done, {windows} windows to compute")
         else:
             say(f"computing {len(segments)} parts, {windows} windows")
+        output_colour(job, options, str(work.part_path(0)), say)   # the parts' plan (their container), said once
         progress = progress_factory(windows) if progress_factory else (lambda k: None)
         if long.distributed:
             from stvsr.runtime.jobs.distributed import run_segments

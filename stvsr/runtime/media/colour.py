@@ -16,8 +16,10 @@ networks' float RGB, and how float RGB becomes the output's pixels and tags.
 * ``--pix-fmt auto`` keeps the input's chroma layout and bit depth where the encoder takes it,
   else the nearest format it does take (one status line says so). "Takes" is tried, not read
   from the encoder's format list (mjpeg lists yuv420p but refuses it in limited range): a 64x64
-  encoder is opened, and one frame encoded and decoded to see which range the decoder reads back;
-  the codes are written in that range (ProRes and MPEG-2 cannot say full range: limited).
+  encoder is opened, and one frame encoded and decoded to see which range the decoder reads back,
+  from a temporary file of the output's container where it is known (HuffYUV in AVI has no range
+  anywhere: read as limited); the codes are written in that range (ProRes and MPEG-2 cannot say
+  full range: limited).
 * Grey (``gray``, ``gray10le``, ...) is converted through the 4:4:4 YUV format of its depth with
   neutral chroma: swscale's own grey path uses BT.601 full-range weights whatever it is asked,
   so grey output is the input's luma in the input's range, and grey input honours its range.
@@ -28,6 +30,7 @@ networks' float RGB, and how float RGB becomes the output's pixels and tags.
 """
 from __future__ import annotations
 
+import os
 import struct
 from dataclasses import dataclass
 from fractions import Fraction
@@ -533,22 +536,40 @@ def _conversion(picture: Picture, pix_fmt: str) -> tuple[int, int]:
     return (picture.matrix if layout.kind == "yuv" else SPC_UNSPECIFIED), picture.range
 
 
+def _trial_encoder(codec: str, pix_fmt: str, rng: int, context=None):
+    """A 64x64 ``codec`` encoder for ``pix_fmt`` in range ``rng`` (``context``: a stream's, else a
+    bare one), not yet open."""
+    import av
+
+    encoder = context if context is not None else av.CodecContext.create(codec, "w")
+    encoder.width = encoder.height = _TRIAL_SIZE
+    encoder.pix_fmt, encoder.time_base, encoder.framerate = pix_fmt, Fraction(1, 25), 25
+    encoder.color_range = rng
+    if codec == "libx265":
+        encoder.options = {"x265-params": "log-level=error"}
+    return encoder
+
+
+def _trial_frame(pix_fmt: str, rng: int):
+    import av
+
+    frame = av.VideoFrame(_TRIAL_SIZE, _TRIAL_SIZE, pix_fmt)
+    frame.pts, frame.color_range = 0, rng
+    return frame
+
+
 @lru_cache(maxsize=None)
 def encoder_trial(codec: str, pix_fmt: str, rng: int) -> tuple[bool, int | None]:
     """``(opens, range read back)``: whether ``codec`` opens for ``pix_fmt`` in range ``rng`` (a
     format list is not enough: mjpeg lists yuv420p but refuses it in limited range), and the range
     its own decoder reads from one encoded frame, where it says one (ProRes and MPEG-2 have no
     range flag and read back limited, PNG grey is full range by definition; None when unknown,
-    e.g. a range the container carries). An encoder that cannot be tried at all counts as opening."""
+    e.g. a range the container carries: see ``container_trial``). An encoder that cannot be tried
+    at all counts as opening."""
     import av
 
     try:
-        encoder = av.CodecContext.create(codec, "w")
-        encoder.width = encoder.height = _TRIAL_SIZE
-        encoder.pix_fmt, encoder.time_base, encoder.framerate = pix_fmt, Fraction(1, 25), 25
-        encoder.color_range = rng
-        if codec == "libx265":
-            encoder.options = {"x265-params": "log-level=error"}
+        encoder = _trial_encoder(codec, pix_fmt, rng)
     except Exception:
         return True, None
     try:
@@ -558,9 +579,7 @@ def encoder_trial(codec: str, pix_fmt: str, rng: int) -> tuple[bool, int | None]
     if layout_of(pix_fmt).kind == "rgb" or _full_range_only(pix_fmt):
         return True, None
     try:
-        frame = av.VideoFrame(_TRIAL_SIZE, _TRIAL_SIZE, pix_fmt)
-        frame.pts, frame.color_range = 0, rng
-        packets = encoder.encode(frame) + encoder.encode(None)
+        packets = encoder.encode(_trial_frame(pix_fmt, rng)) + encoder.encode(None)
         decoder = av.CodecContext.create(av.Codec(codec, "w").canonical_name, "r")
         if encoder.extradata:
             decoder.extradata = encoder.extradata
@@ -569,6 +588,45 @@ def encoder_trial(codec: str, pix_fmt: str, rng: int) -> tuple[bool, int | None]
         return True, (read if read in (RANGE_LIMITED, RANGE_FULL) else None)
     except Exception:
         return True, None
+
+
+@lru_cache(maxsize=None)
+def container_trial(codec: str, colour: "OutputColour", muxer: str | None, suffix: str) -> int | None:
+    """The range a reader takes ``codec``'s output, encoded and tagged as ``colour`` says, for once it is
+    written into the output's container (``muxer``, else the one FFmpeg picks for ``suffix``, as
+    ``VideoWriter`` does): one 64x64 frame is written to a temporary file and decoded from it, and
+    untagged YUV or grey counts as limited range (FFmpeg's assumption, as for input). Observed:
+    HuffYUV, Ut Video, FFV1, rawvideo and MPEG-4 Part 2 keep full range in Matroska, not in AVI or
+    NUT (MP4 keeps it for FFV1 and MPEG-4 only with primaries and transfer tagged too, MOV not for
+    MPEG-4); H.264, HEVC, VP9, AV1 and MJPEG carry it in their own bitstream, in any container.
+    None when the trial cannot be made (the encoder-only trial then decides)."""
+    import tempfile
+
+    import av
+
+    from stvsr.runtime.media.container import container_format
+
+    pix_fmt, rng = colour.pix_fmt, colour.range
+    if layout_of(pix_fmt).kind == "rgb" or _full_range_only(pix_fmt):
+        return None
+    try:
+        with tempfile.TemporaryDirectory(prefix="stvsr-range-") as folder:
+            path = os.path.join(folder, f"trial{suffix}")
+            with av.open(path, "w", format=muxer or container_format(path)) as out:
+                stream = out.add_stream(codec, rate=25)
+                stream.width = stream.height = _TRIAL_SIZE
+                encoder = _trial_encoder(codec, pix_fmt, rng, stream.codec_context)
+                colour.tag(encoder)   # as the writer tags: some containers hold the range only with all tags
+                encoder.open()
+                frame = _trial_frame(pix_fmt, rng)
+                frame.colorspace, frame.color_primaries, frame.color_trc = colour.matrix, colour.primaries, colour.trc
+                for packet in stream.encode(frame) + stream.encode(None):
+                    out.mux(packet)
+            with av.open(path) as back:
+                frame = next(back.decode(video=0), None)
+            return None if frame is None else picture_of(frame).range
+    except Exception:
+        return None
 
 
 def _ranked_formats(p: Picture, codec: str, formats: list[str] | None) -> list[tuple[str, str | None]]:
@@ -606,11 +664,14 @@ def _ranked_formats(p: Picture, codec: str, formats: list[str] | None) -> list[t
     return [(n, note) for n, note in ranked if not (n in seen or seen.add(n))]
 
 
-def plan_output(picture: Picture | None, codec: str, pix_fmt: str, width: int = 0, height: int = 0) -> OutputColour:
-    """The output's encoding for ``picture`` with ``codec``; ``pix_fmt`` "auto" keeps the input's
-    layout and depth where the encoder takes it, else the nearest format it does take (tried: see
-    ``encoder_trial``). The codes are always in the range the output is tagged with: full range
-    is written only where the encoder can say so, else limited range."""
+def plan_output(picture: Picture | None, codec: str, pix_fmt: str, width: int = 0, height: int = 0,
+                output: str | None = None, muxer: str | None = None) -> OutputColour:
+    """The output's encoding for ``picture`` with ``codec`` into the file ``output`` (its name picks
+    the container, as ``VideoWriter`` does; ``muxer``: a named one); ``pix_fmt`` "auto" keeps the
+    input's layout and depth where the encoder takes it, else the nearest format it does take
+    (tried: see ``encoder_trial``). The codes are always in the range a reader takes the file for:
+    full range is written only where the encoder and the container can say so (tried: see
+    ``container_trial``), else limited range, tagged so."""
     import av
 
     if pix_fmt != "auto":
@@ -627,11 +688,8 @@ def plan_output(picture: Picture | None, codec: str, pix_fmt: str, width: int = 
     ranked = _ranked_formats(p, codec, _encoder_formats(codec)) if pix_fmt == "auto" else [(pix_fmt, None)]
     pix_fmt, note, (matrix, rng) = _first_accepted(p, codec, ranked)
     notes += [note] if note else []
-    read = encoder_trial(codec, pix_fmt, rng)[1]
-    if read is not None and read != rng:   # e.g. ProRes reads full range as limited: write what it will read
-        notes.append(f"{codec} cannot signal {_RANGE_NAMES[rng]} range in {pix_fmt}: writing {_RANGE_NAMES[read]} "
-                     "range")
-        rng = read
+    rng, note = _range_read_back(codec, OutputColour(pix_fmt, matrix, rng, p.primaries, p.trc), output, muxer)
+    notes += [note] if note else []
     out = layout_of(pix_fmt)
     if p.hdr:
         if out.bits < 10:
@@ -640,6 +698,25 @@ def plan_output(picture: Picture | None, codec: str, pix_fmt: str, width: int = 
             notes.append(f"{codec} cannot carry the HDR mastering-display/content-light metadata "
                          "(libx264 and libx265 can); colour tags kept")
     return OutputColour(pix_fmt, matrix, rng, p.primaries, p.trc, p.mastering, p.light, "; ".join(notes) or None)
+
+
+def _range_read_back(codec: str, planned: OutputColour, output: str | None, muxer: str | None
+                     ) -> tuple[int, str | None]:
+    """The range to write ``planned`` in: its own, or the one a reader will take the file for where that
+    differs (ProRes reads full range as limited; HuffYUV in AVI is read as limited), with the note
+    that says so. The container's trial decides where it can be made, else the encoder's."""
+    pix_fmt, rng = planned.pix_fmt, planned.range
+    read = encoder_trial(codec, pix_fmt, rng)[1]
+    where = ""
+    if output is not None or muxer is not None:
+        suffix = os.path.splitext(output or "")[1].lower()
+        held = container_trial(codec, planned, muxer, suffix)
+        if held is not None and held != read:   # the container, not the codec, decides what is read
+            read, where = held, f" in {muxer or suffix or 'this container'}"
+    if read is None or read == rng or not encoder_trial(codec, pix_fmt, read)[0]:
+        return rng, None
+    return read, (f"{codec}{where} cannot signal {_RANGE_NAMES[rng]} range in {pix_fmt}: writing "
+                  f"{_RANGE_NAMES[read]} range")
 
 
 def _first_accepted(p: Picture, codec: str, ranked: list[tuple[str, str | None]]

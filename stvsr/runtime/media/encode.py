@@ -72,7 +72,8 @@ class VideoWriter:
         self.count = 0
         self._scratch: dict = {}   # the colour conversion's float frame, reused frame after frame
         # Pixel format ("auto": the input's layout and depth), matrix, range, tags, HDR side data.
-        self.colour = colour or plan_output(source.picture, codec, pix_fmt, source.width, source.height)
+        self.colour = colour or plan_output(source.picture, codec, pix_fmt, source.width, source.height, self.name,
+                                            muxer)
         pix_fmt = self.colour.pix_fmt
         check_encoder(codec, pix_fmt, preset)
         fmt = muxer or container_format(self.name)   # ``muxer``: named (a pipe: ``pipe.OUTPUT_FORMATS``)

@@ -130,12 +130,14 @@ class _WindowRunner:
         self.progress(1)
 
 
-def _output_picture(job: VideoJob, opts: RunOptions, first: bool, say: Callable[[str], None]) -> OutputColour:
-    """The output's colour plan (``stvsr.runtime.media.colour.plan_output``); its note is said by the run
-    that writes the first frames."""
+def output_colour(job: VideoJob, opts: RunOptions, output: str,
+                  say: Callable[[str], None] | None = None) -> OutputColour:
+    """The colour plan of the file ``output`` (``stvsr.runtime.media.colour.plan_output``: its name picks
+    the container); its note, if any, is said to ``say`` in one ``colour:`` line (a segmented run's
+    driver says it once, for all its parts)."""
     info = job.info
-    picture = plan_output(info.picture, opts.codec, opts.pix_fmt, info.width, info.height)
-    if picture.note and first:
+    picture = plan_output(info.picture, opts.codec, opts.pix_fmt, info.width, info.height, output)
+    if picture.note and say is not None:
         say(f"colour: {picture.note}")
     return picture
 
@@ -164,7 +166,7 @@ def upscale_video(backend: Backend, input_path: str, output_path: str | SafeOutp
     if segment is None:
         announce(job, say)
     progress = progress_factory(len(seg.windows)) if progress_factory else (lambda k: None)
-    picture = _output_picture(job, opts, segment is None or seg.out_start == 0, say)
+    picture = output_colour(job, opts, str(out.path), say if segment is None else None)
     streams = plan_streams(input_path, str(out.path)) if opts.copy_streams and segment is None else None
     for note in streams.notes if streams is not None else ():
         say(f"note: {note}")

@@ -88,10 +88,10 @@ def upscale_stream(backend: Backend, source: StreamSource, sink: StreamSink, opt
     planner = StreamPlan(meta, opts.factor, opts.dense, getattr(backend, "max_factor", None), cuts)
     out_size = (info.height * meta.scale, info.width * meta.scale)
     fps_out = info.fps * (planner.factor + 1)
-    picture = plan_output(info.picture, sink.codec, opts.pix_fmt, info.width, info.height)
+    picture = plan_output(info.picture, sink.codec, opts.pix_fmt, info.width, info.height, sink.name, sink.muxer)
     y4m = y4m_pix_fmt(picture.pix_fmt) if sink.muxer == "yuv4mpegpipe" and opts.pix_fmt == "auto" else None
     if y4m:  # RGB input: y4m holds YUV and gray only
-        picture = plan_output(info.picture, sink.codec, y4m, info.width, info.height)
+        picture = plan_output(info.picture, sink.codec, y4m, info.width, info.height, sink.name, sink.muxer)
         say(f"colour: y4m holds no {info.picture.pix_fmt if info.picture else 'RGB'}: writing {y4m} "
             "(--output-format nut keeps RGB)")
     say(f"decoding {info.path}{' (the frame count is known at its end)' if source.piped else ''}: {info.width}x"
