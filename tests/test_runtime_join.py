@@ -142,6 +142,36 @@ def test_segments_join_like_one_pass(model, source, tmp_path, suffix, codec, aud
             assert 10 * np.log10(255 ** 2 / max(mse, 1e-12)) >= 35
 
 
+# Codecs whose container tag (FourCC) says how to decode the frames: Ut Video's says the pixel format
+# (ULY0: yuv420p; the AVI muxer's first, ULRA, is RGBA), raw video's the layout, MagicYUV's the format a
+# reader is told. Their parts went through NUT (AVI, NUT) or the output's own container (MOV, Matroska).
+TAGGED = [(".avi", "utvideo"), (".nut", "utvideo"), (".mov", "magicyuv"), (".mkv", "rawvideo")]
+
+
+@pytest.mark.parametrize("suffix, codec", TAGGED)
+def test_segments_keep_the_codec_tag_the_frames_need(model, source, tmp_path, suffix, codec):
+    """Ut Video into .avi in 3 parts was undecodable (``Insufficient data for a plane``: the join wrote the
+    muxer's default tag ULRA for ULY0 frames); raw video into .mkv failed at the join after all the compute;
+    MagicYUV into .mov got another tag than one pass. The joined file is the one-pass file: same tag, same
+    frames, same packet times."""
+    if codec not in av.codecs_available:
+        pytest.skip(f"{codec} is not in this FFmpeg build")
+    opts = dict(codec=codec, scene_cuts="off", factor=1, crf=None, preset=None)
+    one, seg = tmp_path / f"one{suffix}", tmp_path / f"seg{suffix}"
+    run(model, source[False], one, None, **opts)
+    run(model, source[False], seg, 4, **opts)
+    tags = []
+    for path in (one, seg):
+        with av.open(str(path)) as c:
+            cc = c.streams.video[0].codec_context
+            tags.append((cc.codec_tag, cc.format.name if cc.format else None))
+    assert tags[1] == tags[0], tags
+    a, b = facts(str(one)), facts(str(seg))
+    assert len(b["pixels"]) == len(a["pixels"]) == 10 + 9 and not b["errors"] and not b["corrupt"], b["errors"]
+    assert b["pts"] == a["pts"] and b["codec"] == a["codec"]
+    assert all(np.array_equal(x, y) for x, y in zip(a["pixels"], b["pixels"]))
+
+
 def said(lines: list[str]) -> list[str]:
     """The ``note:`` lines among a run's status lines."""
     return [line for line in lines if line.startswith("note:")]
