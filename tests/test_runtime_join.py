@@ -172,6 +172,36 @@ def test_segments_keep_the_codec_tag_the_frames_need(model, source, tmp_path, su
     assert all(np.array_equal(x, y) for x, y in zip(a["pixels"], b["pixels"]))
 
 
+def test_parts_go_where_the_join_works(model, source, tmp_path):
+    """ProRes into .mxf in 3 parts: NUT (the parts' container for MXF) cannot hold ProRes, so every run
+    failed at its first part; the parts are now MOV (tried before computing) and the joined file is the
+    one-pass file, frame for frame (ProRes codes each frame alone)."""
+    if "prores_ks" not in av.codecs_available:
+        pytest.skip("prores_ks is not in this FFmpeg build")
+    opts = dict(codec="prores_ks", scene_cuts="off", factor=1, crf=None, preset=None)
+    run(model, source[False], tmp_path / "one.mxf", None, **opts)
+    run(model, source[False], tmp_path / "seg.mxf", 4, **opts)
+    a, b = facts(str(tmp_path / "one.mxf")), facts(str(tmp_path / "seg.mxf"))
+    assert len(b["pixels"]) == len(a["pixels"]) == 10 + 9 and not b["errors"], b["errors"]
+    assert b["pts"] == a["pts"] and b["codec"] == a["codec"]
+    assert all(np.array_equal(x, y) for x, y in zip(a["pixels"], b["pixels"]))
+
+
+def test_a_join_that_cannot_work_is_refused_before_computing(model, source, tmp_path):
+    """Ut Video into .mpg (MPEG-PS has no Ut Video: a stream nobody decodes) in segments computed every
+    part and wrote that file; no part container joins into it, so the run is refused in one line before
+    any window runs, leaving no output and no work folder."""
+    out = tmp_path / "out.mpg"
+    proc = subprocess.run([sys.executable, "-m", "stvsr.runtime.cli", model, source[False], "-o", str(out),
+                           "--codec", "utvideo", "--segment-frames", "4", "--factor", "1", "--scene-cuts", "off"],
+                          capture_output=True, text=True, timeout=120)
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr, proc.stderr
+    assert lines[-1].startswith("stvsr-run: error: utvideo parts (.nut) cannot be joined into"), lines
+    assert "run in one pass" in lines[-1] and not any("computing" in line for line in lines), lines
+    assert sorted(os.listdir(tmp_path)) == [], os.listdir(tmp_path)
+
+
 def said(lines: list[str]) -> list[str]:
     """The ``note:`` lines among a run's status lines."""
     return [line for line in lines if line.startswith("note:")]

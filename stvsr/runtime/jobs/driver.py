@@ -19,8 +19,8 @@ from stvsr.outfile import OutputError, SafeOutput, check_output
 from stvsr.runtime.backends.base import Backend
 from stvsr.runtime.jobs.part import ModelSource, rerun_can_fix, run_part
 from stvsr.runtime.jobs.workdir import WorkDir, claim, default_work_dir, file_sha256, input_identity
-from stvsr.runtime.media import MediaInfo, join_parts, library_versions, part_suffix, probe
-from stvsr.runtime.onepass import RunOptions, RunReport, announce, output_colour, plan_video, upscale_video
+from stvsr.runtime.media import JoinError, MediaInfo, OutputColour, join_parts, library_versions, part_suffix, probe
+from stvsr.runtime.onepass import RunOptions, RunReport, announce, output_colour, plan_video, run_writer, upscale_video
 from stvsr.runtime.planning.job import VideoJob
 from stvsr.runtime.planning.segments import Segment
 
@@ -41,10 +41,28 @@ class LongRunOptions:
         return self.ray is not None or self.workers > 1
 
 
-def part_format(out: SafeOutput, options: RunOptions) -> str:
-    """The suffix (so the container) the parts are written in (``join.part_suffix``: the output's where it
-    reads back exact, else NUT). One value, in the manifest key: parts of another format are never joined."""
-    return part_suffix(out.path)
+PART_FALLBACKS = (".mov", ".mkv")   # part containers tried when the output's own or NUT cannot be joined
+
+
+def part_format(job: VideoJob, options: RunOptions, segments: list[Segment], output: str
+                ) -> tuple[str, OutputColour]:
+    """The suffix (so the container) the parts are written in, and their colour plan: ``join.part_suffix``
+    (the output's where it reads back exact, else NUT) when a join trial (``check_join``) of it works,
+    else the first of ``PART_FALLBACKS`` that does (ProRes into MXF: NUT cannot hold it, MOV can);
+    ``JoinError`` when none does, before any window runs. One value, in the manifest key: parts of
+    another format are never joined."""
+    first = part_suffix(output)
+    failures = []
+    for fmt in (first,) + tuple(f for f in PART_FALLBACKS if f != first):
+        colour = output_colour(job, options, f"part{fmt}")
+        try:
+            check_join(job, options, segments, fmt, output, colour)
+        except JoinError as exc:
+            failures.append(str(exc))
+            continue
+        return fmt, colour
+    raise JoinError(f"{failures[0]}; run in one pass (--segment-frames above the video's frame count) or choose "
+                    "another --codec or output container")
 
 
 def pixel_options(options: RunOptions, job: VideoJob, long: LongRunOptions) -> dict:
@@ -109,6 +127,43 @@ def note_kept_parts(exc: BaseException, work: WorkDir, segments: list[Segment], 
         pass
 
 
+def check_join(job: VideoJob, options: RunOptions, segments: list[Segment], fmt: str, name: str,
+               colour: OutputColour) -> None:
+    """Before any window runs: the first frame of each of the first two segments, encoded into parts as
+    the run writes them (``fmt``) and joined into the output's container (``name``), decodes again; else
+    ``JoinError`` in one line, saying what to change (a join that cannot work fails before the compute,
+    not after it). The trial files live in a temporary folder of their own."""
+    import tempfile
+
+    import av
+    import numpy as np
+
+    black = np.zeros((job.out_size[0], job.out_size[1], 3), np.uint8)
+    why = None
+    with tempfile.TemporaryDirectory(prefix="stvsr-join-trial-") as folder:
+        try:
+            parts = []
+            for seg in segments[:2]:
+                part = os.path.join(folder, f"part-{seg.index:05d}{fmt}")
+                writer = run_writer(job, options, part, part, colour, seg)
+                try:
+                    writer.write(black)
+                    writer.finish()
+                finally:
+                    writer.close()
+                parts.append(part)
+            joined = os.path.join(folder, "joined" + os.path.splitext(str(name))[1])
+            join_parts(parts, joined, str(name), len(parts), time_base=job.time_base, rate=job.fps_out)
+            with av.open(joined) as container:
+                decoded = sum(1 for _ in container.decode(video=0))
+            if decoded != len(parts):
+                why = f"{decoded} of {len(parts)} frames decode"
+        except Exception as exc:  # the encoder itself was tried when the run was planned: the join failed
+            why = " ".join(str(exc).split()) or type(exc).__name__
+    if why is not None:
+        raise JoinError(f"{options.codec} parts ({fmt}) cannot be joined into {name} by stream copy ({why})")
+
+
 def check_long_options(long: LongRunOptions) -> None:
     """What can be refused in seconds, before the model loads and before planning (cut detection takes
     minutes on a film): a --work-dir stvsr may not use or another run holds; for Ray, Ray importable
@@ -135,7 +190,7 @@ def run_video(backend: Backend, model: ModelSource, input_path: str, out: SafeOu
         return upscale_video(backend, input_path, out, options, progress_factory, status=status, job=job)
     start = time.perf_counter()
     info = job.info
-    fmt = part_format(out, options)
+    fmt, colour = part_format(job, options, segments, str(out.path))   # tried: a join that cannot work is refused now
     key = run_key(job, model, backend, options, long, segments, fmt)
     checks = RunChecks(job, key["input"], out)
     work = WorkDir(long.work_dir or default_work_dir(out.path), key, fmt, say,
@@ -149,7 +204,8 @@ def run_video(backend: Backend, model: ModelSource, input_path: str, out: SafeOu
             say(f"resumed: {len(segments) - len(todo)} of {len(segments)} parts done, {windows} windows to compute")
         else:
             say(f"computing {len(segments)} parts, {windows} windows")
-        output_colour(job, options, str(work.part_path(0)), say)   # the parts' plan (their container), said once
+        if colour.note:
+            say(f"colour: {colour.note}")   # the parts' plan (their container), said once
         progress = progress_factory(windows) if progress_factory else (lambda k: None)
         if long.distributed:
             from stvsr.runtime.jobs.distributed import run_segments
