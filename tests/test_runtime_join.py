@@ -106,12 +106,13 @@ def facts(path: str) -> dict:
 
 CODECS = {"libx264": {}, "libx265": {}, "ffv1": dict(crf=None, preset=None), "libvpx-vp9": dict(preset=None),
           "mpeg2video": dict(crf=None, preset=None)}
-TAKES = {".mp4": ("libx264", "libx265", "ffv1", "libvpx-vp9"), ".mov": ("libx264", "libx265"),
+TAKES = {".mp4": ("libx264", "libx265", "ffv1", "libvpx-vp9"), ".mov": ("libx264", "libx265", "mpeg2video"),
          ".mkv": tuple(CODECS), ".webm": ("libvpx-vp9",), ".ts": ("libx264", "libx265", "mpeg2video"),
          ".avi": ("libx264", "ffv1", "libvpx-vp9")}   # what the one-pass writer accepts (tested below)
 FULL = [(suffix, codec, audio) for suffix, codecs in TAKES.items() for codec in codecs for audio in (True, False)]
 DEFAULT = [(".mkv", "libx264", True), (".ts", "libx264", True), (".avi", "libx264", False), (".ts", "libx265", False),
-           (".avi", "ffv1", True), (".webm", "libvpx-vp9", True), (".mp4", "libx264", True), (".ts", "mpeg2video", True)]
+           (".avi", "ffv1", True), (".webm", "libvpx-vp9", True), (".mp4", "libx264", True), (".ts", "mpeg2video", True),
+           (".mov", "mpeg2video", False)]   # a standard-rate codec: its encoder's time base is one frame, not the input's
 
 
 @pytest.mark.parametrize("suffix, codec, audio", FULL if SLOW else DEFAULT)

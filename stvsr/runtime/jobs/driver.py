@@ -45,8 +45,9 @@ PART_FALLBACKS = (".mov", ".mkv")   # part containers tried when the output's ow
 
 
 def part_format(job: VideoJob, options: RunOptions, segments: list[Segment], output: str
-                ) -> tuple[str, OutputColour]:
-    """The suffix (so the container) the parts are written in, and their colour plan: ``join.part_suffix``
+                ) -> tuple[str, OutputColour, Fraction]:
+    """The suffix (so the container) the parts are written in, their colour plan and their encoder's time
+    base (what the join gives the output's muxer, as the one-pass writer does): ``join.part_suffix``
     (the output's where it reads back exact, else NUT) when a join trial (``check_join``) of it works,
     else the first of ``PART_FALLBACKS`` that does (ProRes into MXF: NUT cannot hold it, MOV can);
     ``JoinError`` when none does, before any window runs. One value, in the manifest key: parts of
@@ -56,11 +57,11 @@ def part_format(job: VideoJob, options: RunOptions, segments: list[Segment], out
     for fmt in (first,) + tuple(f for f in PART_FALLBACKS if f != first):
         colour = output_colour(job, options, f"part{fmt}")
         try:
-            check_join(job, options, segments, fmt, output, colour)
+            time_base = check_join(job, options, segments, fmt, output, colour)
         except JoinError as exc:
             failures.append(str(exc))
             continue
-        return fmt, colour
+        return fmt, colour, time_base
     raise JoinError(f"{failures[0]}; run in one pass (--segment-frames above the video's frame count) or choose "
                     "another --codec or output container")
 
@@ -128,24 +129,26 @@ def note_kept_parts(exc: BaseException, work: WorkDir, segments: list[Segment], 
 
 
 def check_join(job: VideoJob, options: RunOptions, segments: list[Segment], fmt: str, name: str,
-               colour: OutputColour) -> None:
+               colour: OutputColour) -> Fraction:
     """Before any window runs: the first frame of each of the first two segments, encoded into parts as
     the run writes them (``fmt``) and joined into the output's container (``name``), decodes again; else
-    ``JoinError`` in one line, saying what to change (a join that cannot work fails before the compute,
-    not after it). The trial files live in a temporary folder of their own."""
+    ``JoinError`` in one line (a join that cannot work fails before the compute, not after it). Returns
+    the parts' encoder time base (a standard-rate codec's is one frame, whatever the input's times).
+    The trial files live in a temporary folder of their own."""
     import tempfile
 
     import av
     import numpy as np
 
     black = np.zeros((job.out_size[0], job.out_size[1], 3), np.uint8)
-    why = None
+    why, time_base = None, job.time_base
     with tempfile.TemporaryDirectory(prefix="stvsr-join-trial-") as folder:
         try:
             parts = []
             for seg in segments[:2]:
                 part = os.path.join(folder, f"part-{seg.index:05d}{fmt}")
                 writer = run_writer(job, options, part, part, colour, seg)
+                time_base = Fraction(writer.stream.codec_context.time_base)
                 try:
                     writer.write(black)
                     writer.finish()
@@ -153,7 +156,7 @@ def check_join(job: VideoJob, options: RunOptions, segments: list[Segment], fmt:
                     writer.close()
                 parts.append(part)
             joined = os.path.join(folder, "joined" + os.path.splitext(str(name))[1])
-            join_parts(parts, joined, str(name), len(parts), time_base=job.time_base, rate=job.fps_out)
+            join_parts(parts, joined, str(name), len(parts), time_base=time_base, rate=job.fps_out)
             with av.open(joined) as container:
                 decoded = sum(1 for _ in container.decode(video=0))
             if decoded != len(parts):
@@ -162,6 +165,7 @@ def check_join(job: VideoJob, options: RunOptions, segments: list[Segment], fmt:
             why = " ".join(str(exc).split()) or type(exc).__name__
     if why is not None:
         raise JoinError(f"{options.codec} parts ({fmt}) cannot be joined into {name} by stream copy ({why})")
+    return time_base
 
 
 def check_long_options(long: LongRunOptions) -> None:
@@ -190,7 +194,7 @@ def run_video(backend: Backend, model: ModelSource, input_path: str, out: SafeOu
         return upscale_video(backend, input_path, out, options, progress_factory, status=status, job=job)
     start = time.perf_counter()
     info = job.info
-    fmt, colour = part_format(job, options, segments, str(out.path))   # tried: a join that cannot work is refused now
+    fmt, colour, time_base = part_format(job, options, segments, str(out.path))   # tried: a join that cannot work is refused now
     key = run_key(job, model, backend, options, long, segments, fmt)
     checks = RunChecks(job, key["input"], out)
     work = WorkDir(long.work_dir or default_work_dir(out.path), key, fmt, say,
@@ -219,7 +223,7 @@ def run_video(backend: Backend, model: ModelSource, input_path: str, out: SafeOu
         tmp = out.create()
         parts = [str(work.finished(s.index)) for s in segments]
         if not join_parts(parts, tmp, str(out.path), job.total, input_path if options.copy_streams else None,
-                          job.passthrough_span(), time_base=job.time_base,
+                          job.passthrough_span(), time_base=time_base,
                           rate=job.fps_out, say=say):
             raise RuntimeError("the join stopped before the end")
         out.commit()
