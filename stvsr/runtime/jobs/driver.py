@@ -128,10 +128,13 @@ def note_kept_parts(exc: BaseException, work: WorkDir, segments: list[Segment], 
         pass
 
 
+TRIAL_FRAMES = 4   # per trial part (x265 gave 1- and 2-frame streams garbage decoding times, intermittently)
+
+
 def check_join(job: VideoJob, options: RunOptions, segments: list[Segment], fmt: str, name: str,
                colour: OutputColour) -> Fraction:
-    """Before any window runs: the first frame of each of the first two segments, encoded into parts as
-    the run writes them (``fmt``) and joined into the output's container (``name``), decodes again; else
+    """Before any window runs: the first frames of each of the first two segments (``TRIAL_FRAMES``, black),
+    encoded into parts as the run writes them (``fmt``) and joined into the output's container (``name``), decodes again; else
     ``JoinError`` in one line (a join that cannot work fails before the compute, not after it). Returns
     the parts' encoder time base (a standard-rate codec's is one frame, whatever the input's times).
     The trial files live in a temporary folder of their own."""
@@ -144,23 +147,25 @@ def check_join(job: VideoJob, options: RunOptions, segments: list[Segment], fmt:
     why, time_base = None, job.time_base
     with tempfile.TemporaryDirectory(prefix="stvsr-join-trial-") as folder:
         try:
-            parts = []
+            parts, count = [], 0
             for seg in segments[:2]:
                 part = os.path.join(folder, f"part-{seg.index:05d}{fmt}")
                 writer = run_writer(job, options, part, part, colour, seg)
                 time_base = Fraction(writer.stream.codec_context.time_base)
                 try:
-                    writer.write(black)
+                    for _ in range(min(seg.outputs, TRIAL_FRAMES)):
+                        writer.write(black)
+                    count += writer.count
                     writer.finish()
                 finally:
                     writer.close()
                 parts.append(part)
             joined = os.path.join(folder, "joined" + os.path.splitext(str(name))[1])
-            join_parts(parts, joined, str(name), len(parts), time_base=time_base, rate=job.fps_out)
+            join_parts(parts, joined, str(name), count, time_base=time_base, rate=job.fps_out)
             with av.open(joined) as container:
                 decoded = sum(1 for _ in container.decode(video=0))
-            if decoded != len(parts):
-                why = f"{decoded} of {len(parts)} frames decode"
+            if decoded != count:
+                why = f"{decoded} of {count} frames decode"
         except Exception as exc:  # the encoder itself was tried when the run was planned: the join failed
             why = " ".join(str(exc).split()) or type(exc).__name__
     if why is not None:
