@@ -112,7 +112,7 @@ TAKES = {".mp4": ("libx264", "libx265", "ffv1", "libvpx-vp9"), ".mov": ("libx264
 FULL = [(suffix, codec, audio) for suffix, codecs in TAKES.items() for codec in codecs for audio in (True, False)]
 DEFAULT = [(".mkv", "libx264", True), (".ts", "libx264", True), (".avi", "libx264", False), (".ts", "libx265", False),
            (".avi", "ffv1", True), (".webm", "libvpx-vp9", True), (".mp4", "libx264", True), (".ts", "mpeg2video", True),
-           (".mov", "mpeg2video", False)]   # a standard-rate codec: its encoder's time base is one frame, not the input's
+           (".mov", "mpeg2video", False)]   # standard-rate MPEG-2: its encoder's time base is one frame
 
 
 @pytest.mark.parametrize("suffix, codec, audio", FULL if SLOW else DEFAULT)

@@ -133,11 +133,11 @@ TRIAL_FRAMES = 4   # per trial part (x265 gave 1- and 2-frame streams garbage de
 
 def check_join(job: VideoJob, options: RunOptions, segments: list[Segment], fmt: str, name: str,
                colour: OutputColour) -> Fraction:
-    """Before any window runs: the first frames of each of the first two segments (``TRIAL_FRAMES``, black),
-    encoded into parts as the run writes them (``fmt``) and joined into the output's container (``name``), decodes again; else
-    ``JoinError`` in one line (a join that cannot work fails before the compute, not after it). Returns
-    the parts' encoder time base (a standard-rate codec's is one frame, whatever the input's times).
-    The trial files live in a temporary folder of their own."""
+    """Before any window runs: the first frames (``TRIAL_FRAMES``, black) of each of the first two
+    segments, encoded into parts as the run writes them (``fmt``) and joined into the output's
+    container (``name``), decode again; else ``JoinError`` in one line (a join that cannot work fails
+    before the compute, not after it). Returns the parts' encoder time base (a standard-rate codec's is
+    one frame, whatever the input's times). The trial files live in a temporary folder of their own."""
     import tempfile
 
     import av
@@ -199,7 +199,7 @@ def run_video(backend: Backend, model: ModelSource, input_path: str, out: SafeOu
         return upscale_video(backend, input_path, out, options, progress_factory, status=status, job=job)
     start = time.perf_counter()
     info = job.info
-    fmt, colour, time_base = part_format(job, options, segments, str(out.path))   # tried: a join that cannot work is refused now
+    fmt, colour, time_base = part_format(job, options, segments, str(out.path))   # a join that cannot work: refused
     key = run_key(job, model, backend, options, long, segments, fmt)
     checks = RunChecks(job, key["input"], out)
     work = WorkDir(long.work_dir or default_work_dir(out.path), key, fmt, say,
