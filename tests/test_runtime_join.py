@@ -106,12 +106,13 @@ def facts(path: str) -> dict:
 
 CODECS = {"libx264": {}, "libx265": {}, "ffv1": dict(crf=None, preset=None), "libvpx-vp9": dict(preset=None),
           "mpeg2video": dict(crf=None, preset=None)}
-TAKES = {".mp4": ("libx264", "libx265", "ffv1", "libvpx-vp9"), ".mov": ("libx264", "libx265"),
+TAKES = {".mp4": ("libx264", "libx265", "ffv1", "libvpx-vp9"), ".mov": ("libx264", "libx265", "mpeg2video"),
          ".mkv": tuple(CODECS), ".webm": ("libvpx-vp9",), ".ts": ("libx264", "libx265", "mpeg2video"),
          ".avi": ("libx264", "ffv1", "libvpx-vp9")}   # what the one-pass writer accepts (tested below)
 FULL = [(suffix, codec, audio) for suffix, codecs in TAKES.items() for codec in codecs for audio in (True, False)]
 DEFAULT = [(".mkv", "libx264", True), (".ts", "libx264", True), (".avi", "libx264", False), (".ts", "libx265", False),
-           (".avi", "ffv1", True), (".webm", "libvpx-vp9", True), (".mp4", "libx264", True), (".ts", "mpeg2video", True)]
+           (".avi", "ffv1", True), (".webm", "libvpx-vp9", True), (".mp4", "libx264", True), (".ts", "mpeg2video", True),
+           (".mov", "mpeg2video", False)]   # standard-rate MPEG-2: its encoder's time base is one frame
 
 
 @pytest.mark.parametrize("suffix, codec, audio", FULL if SLOW else DEFAULT)
@@ -140,6 +141,66 @@ def test_segments_join_like_one_pass(model, source, tmp_path, suffix, codec, aud
         for x, y in zip(a["pixels"], b["pixels"]):
             mse = np.mean((x.astype(np.float64) - y) ** 2)
             assert 10 * np.log10(255 ** 2 / max(mse, 1e-12)) >= 35
+
+
+# Codecs whose container tag (FourCC) says how to decode the frames: Ut Video's says the pixel format
+# (ULY0: yuv420p; the AVI muxer's first, ULRA, is RGBA), raw video's the layout, MagicYUV's the format a
+# reader is told. Their parts went through NUT (AVI, NUT) or the output's own container (MOV, Matroska).
+TAGGED = [(".avi", "utvideo"), (".nut", "utvideo"), (".mov", "magicyuv"), (".mkv", "rawvideo")]
+
+
+@pytest.mark.parametrize("suffix, codec", TAGGED)
+def test_segments_keep_the_codec_tag_the_frames_need(model, source, tmp_path, suffix, codec):
+    """Ut Video into .avi in 3 parts was undecodable (``Insufficient data for a plane``: the join wrote the
+    muxer's default tag ULRA for ULY0 frames); raw video into .mkv failed at the join after all the compute;
+    MagicYUV into .mov got another tag than one pass. The joined file is the one-pass file: same tag, same
+    frames, same packet times."""
+    if codec not in av.codecs_available:
+        pytest.skip(f"{codec} is not in this FFmpeg build")
+    opts = dict(codec=codec, scene_cuts="off", factor=1, crf=None, preset=None)
+    one, seg = tmp_path / f"one{suffix}", tmp_path / f"seg{suffix}"
+    run(model, source[False], one, None, **opts)
+    run(model, source[False], seg, 4, **opts)
+    tags = []
+    for path in (one, seg):
+        with av.open(str(path)) as c:
+            cc = c.streams.video[0].codec_context
+            tags.append((cc.codec_tag, cc.format.name if cc.format else None))
+    assert tags[1] == tags[0], tags
+    a, b = facts(str(one)), facts(str(seg))
+    assert len(b["pixels"]) == len(a["pixels"]) == 10 + 9 and not b["errors"] and not b["corrupt"], b["errors"]
+    assert b["pts"] == a["pts"] and b["codec"] == a["codec"]
+    assert all(np.array_equal(x, y) for x, y in zip(a["pixels"], b["pixels"]))
+
+
+def test_parts_go_where_the_join_works(model, source, tmp_path):
+    """ProRes into .mxf in 3 parts: NUT (the parts' container for MXF) cannot hold ProRes, so every run
+    failed at its first part; the parts are now MOV (tried before computing) and the joined file is the
+    one-pass file, frame for frame (ProRes codes each frame alone)."""
+    if "prores_ks" not in av.codecs_available:
+        pytest.skip("prores_ks is not in this FFmpeg build")
+    opts = dict(codec="prores_ks", scene_cuts="off", factor=1, crf=None, preset=None)
+    run(model, source[False], tmp_path / "one.mxf", None, **opts)
+    run(model, source[False], tmp_path / "seg.mxf", 4, **opts)
+    a, b = facts(str(tmp_path / "one.mxf")), facts(str(tmp_path / "seg.mxf"))
+    assert len(b["pixels"]) == len(a["pixels"]) == 10 + 9 and not b["errors"], b["errors"]
+    assert b["pts"] == a["pts"] and b["codec"] == a["codec"]
+    assert all(np.array_equal(x, y) for x, y in zip(a["pixels"], b["pixels"]))
+
+
+def test_a_join_that_cannot_work_is_refused_before_computing(model, source, tmp_path):
+    """Ut Video into .mpg (MPEG-PS has no Ut Video: a stream nobody decodes) in segments computed every
+    part and wrote that file; no part container joins into it, so the run is refused in one line before
+    any window runs, leaving no output and no work folder."""
+    out = tmp_path / "out.mpg"
+    proc = subprocess.run([sys.executable, "-m", "stvsr.runtime.cli", model, source[False], "-o", str(out),
+                           "--codec", "utvideo", "--segment-frames", "4", "--factor", "1", "--scene-cuts", "off"],
+                          capture_output=True, text=True, timeout=120)
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr, proc.stderr
+    assert lines[-1].startswith("stvsr-run: error: utvideo parts (.nut) cannot be joined into"), lines
+    assert "run in one pass" in lines[-1] and not any("computing" in line for line in lines), lines
+    assert sorted(os.listdir(tmp_path)) == [], os.listdir(tmp_path)
 
 
 def said(lines: list[str]) -> list[str]:

@@ -19,8 +19,8 @@ from stvsr.outfile import OutputError, SafeOutput, check_output
 from stvsr.runtime.backends.base import Backend
 from stvsr.runtime.jobs.part import ModelSource, rerun_can_fix, run_part
 from stvsr.runtime.jobs.workdir import WorkDir, claim, default_work_dir, file_sha256, input_identity
-from stvsr.runtime.media import MediaInfo, join_parts, library_versions, part_suffix, probe
-from stvsr.runtime.onepass import RunOptions, RunReport, announce, output_colour, plan_video, upscale_video
+from stvsr.runtime.media import JoinError, MediaInfo, OutputColour, join_parts, library_versions, part_suffix, probe
+from stvsr.runtime.onepass import RunOptions, RunReport, announce, output_colour, plan_video, run_writer, upscale_video
 from stvsr.runtime.planning.job import VideoJob
 from stvsr.runtime.planning.segments import Segment
 
@@ -41,10 +41,29 @@ class LongRunOptions:
         return self.ray is not None or self.workers > 1
 
 
-def part_format(out: SafeOutput, options: RunOptions) -> str:
-    """The suffix (so the container) the parts are written in (``join.part_suffix``: the output's where it
-    reads back exact, else NUT). One value, in the manifest key: parts of another format are never joined."""
-    return part_suffix(out.path)
+PART_FALLBACKS = (".mov", ".mkv")   # part containers tried when the output's own or NUT cannot be joined
+
+
+def part_format(job: VideoJob, options: RunOptions, segments: list[Segment], output: str
+                ) -> tuple[str, OutputColour, Fraction]:
+    """The suffix (so the container) the parts are written in, their colour plan and their encoder's time
+    base (what the join gives the output's muxer, as the one-pass writer does): ``join.part_suffix``
+    (the output's where it reads back exact, else NUT) when a join trial (``check_join``) of it works,
+    else the first of ``PART_FALLBACKS`` that does (ProRes into MXF: NUT cannot hold it, MOV can);
+    ``JoinError`` when none does, before any window runs. One value, in the manifest key: parts of
+    another format are never joined."""
+    first = part_suffix(output)
+    failures = []
+    for fmt in (first,) + tuple(f for f in PART_FALLBACKS if f != first):
+        colour = output_colour(job, options, f"part{fmt}")
+        try:
+            time_base = check_join(job, options, segments, fmt, output, colour)
+        except JoinError as exc:
+            failures.append(str(exc))
+            continue
+        return fmt, colour, time_base
+    raise JoinError(f"{failures[0]}; run in one pass (--segment-frames above the video's frame count) or choose "
+                    "another --codec or output container")
 
 
 def pixel_options(options: RunOptions, job: VideoJob, long: LongRunOptions) -> dict:
@@ -109,6 +128,51 @@ def note_kept_parts(exc: BaseException, work: WorkDir, segments: list[Segment], 
         pass
 
 
+TRIAL_FRAMES = 4   # per trial part (x265 gave 1- and 2-frame streams garbage decoding times, intermittently)
+
+
+def check_join(job: VideoJob, options: RunOptions, segments: list[Segment], fmt: str, name: str,
+               colour: OutputColour) -> Fraction:
+    """Before any window runs: the first frames (``TRIAL_FRAMES``, black) of each of the first two
+    segments, encoded into parts as the run writes them (``fmt``) and joined into the output's
+    container (``name``), decode again; else ``JoinError`` in one line (a join that cannot work fails
+    before the compute, not after it). Returns the parts' encoder time base (a standard-rate codec's is
+    one frame, whatever the input's times). The trial files live in a temporary folder of their own."""
+    import tempfile
+
+    import av
+    import numpy as np
+
+    black = np.zeros((job.out_size[0], job.out_size[1], 3), np.uint8)
+    why, time_base = None, job.time_base
+    with tempfile.TemporaryDirectory(prefix="stvsr-join-trial-") as folder:
+        try:
+            parts, count = [], 0
+            for seg in segments[:2]:
+                part = os.path.join(folder, f"part-{seg.index:05d}{fmt}")
+                writer = run_writer(job, options, part, part, colour, seg)
+                time_base = Fraction(writer.stream.codec_context.time_base)
+                try:
+                    for _ in range(min(seg.outputs, TRIAL_FRAMES)):
+                        writer.write(black)
+                    count += writer.count
+                    writer.finish()
+                finally:
+                    writer.close()
+                parts.append(part)
+            joined = os.path.join(folder, "joined" + os.path.splitext(str(name))[1])
+            join_parts(parts, joined, str(name), count, time_base=time_base, rate=job.fps_out)
+            with av.open(joined) as container:
+                decoded = sum(1 for _ in container.decode(video=0))
+            if decoded != count:
+                why = f"{decoded} of {count} frames decode"
+        except Exception as exc:  # the encoder itself was tried when the run was planned: the join failed
+            why = " ".join(str(exc).split()) or type(exc).__name__
+    if why is not None:
+        raise JoinError(f"{options.codec} parts ({fmt}) cannot be joined into {name} by stream copy ({why})")
+    return time_base
+
+
 def check_long_options(long: LongRunOptions) -> None:
     """What can be refused in seconds, before the model loads and before planning (cut detection takes
     minutes on a film): a --work-dir stvsr may not use or another run holds; for Ray, Ray importable
@@ -135,7 +199,7 @@ def run_video(backend: Backend, model: ModelSource, input_path: str, out: SafeOu
         return upscale_video(backend, input_path, out, options, progress_factory, status=status, job=job)
     start = time.perf_counter()
     info = job.info
-    fmt = part_format(out, options)
+    fmt, colour, time_base = part_format(job, options, segments, str(out.path))   # a join that cannot work: refused
     key = run_key(job, model, backend, options, long, segments, fmt)
     checks = RunChecks(job, key["input"], out)
     work = WorkDir(long.work_dir or default_work_dir(out.path), key, fmt, say,
@@ -149,7 +213,8 @@ def run_video(backend: Backend, model: ModelSource, input_path: str, out: SafeOu
             say(f"resumed: {len(segments) - len(todo)} of {len(segments)} parts done, {windows} windows to compute")
         else:
             say(f"computing {len(segments)} parts, {windows} windows")
-        output_colour(job, options, str(work.part_path(0)), say)   # the parts' plan (their container), said once
+        if colour.note:
+            say(f"colour: {colour.note}")   # the parts' plan (their container), said once
         progress = progress_factory(windows) if progress_factory else (lambda k: None)
         if long.distributed:
             from stvsr.runtime.jobs.distributed import run_segments
@@ -163,7 +228,7 @@ def run_video(backend: Backend, model: ModelSource, input_path: str, out: SafeOu
         tmp = out.create()
         parts = [str(work.finished(s.index)) for s in segments]
         if not join_parts(parts, tmp, str(out.path), job.total, input_path if options.copy_streams else None,
-                          job.passthrough_span(), time_base=job.time_base,
+                          job.passthrough_span(), time_base=time_base,
                           rate=job.fps_out, say=say):
             raise RuntimeError("the join stopped before the end")
         out.commit()

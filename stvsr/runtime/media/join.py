@@ -87,6 +87,28 @@ def _part_delay(container, stream) -> tuple[int, list[int]]:
     return max(lead if lead < len(pts) else 0, reorder), pts
 
 
+def kept_tag(muxer: str, template) -> str:
+    """The codec tag (FourCC) the output stream of ``muxer`` gets for the parts' video stream ``template``:
+    the parts' own (their encoder's, as their muxer wrote it) where ``muxer`` writes a header with it, else
+    none (the muxer picks its default). Some codecs need it to be decoded at all: Ut Video's says the pixel
+    format (ULY0 frames under the AVI default ULRA do not decode), raw video's the layout."""
+    import io
+
+    import av
+
+    tag = template.codec_context.codec_tag
+    if not tag.strip("\0"):
+        return "\0" * 4
+    try:  # the muxer's own check (its tag table), on a header written to memory
+        with av.open(io.BytesIO(), "w", format=muxer) as trial:
+            stream = trial.add_stream_from_template(template)
+            stream.codec_context.codec_tag = tag
+            trial.start_encoding()
+        return tag
+    except Exception:
+        return "\0" * 4
+
+
 def _video_packets(parts: Sequence[str], extradata: bytes, time_base: Fraction) -> Iterator:
     """The video packets of ``parts`` in order; refuses a part whose headers or time base differ
     from the first's, or whose frames do not come after the part before it."""
@@ -139,6 +161,7 @@ def join_parts(parts: Sequence[str], path: str, name: str, frames: int, source: 
             delay, first_pts = _part_delay(first, template)
             out = av.open(str(path), "w", format=container_format(name), container_options=container_options(name))
             stream = out.add_stream_from_template(template)
+            stream.codec_context.codec_tag = kept_tag(out.format.name, template)
             stream.time_base = time_base or part_base
             if rate or template.average_rate:
                 stream.codec_context.framerate = rate or template.average_rate  # the stream's nominal rate

@@ -7,7 +7,8 @@ threads or queues, for any caller that has the frames; ``threads`` holds the rea
 (``plan_video``: the cuts resolved, then ``planning.plan_job``) and ``upscale_video``.
 """
 from stvsr.runtime.onepass.compute import Pending, WindowCompute
-from stvsr.runtime.onepass.pipeline import RunOptions, RunReport, announce, output_colour, plan_video, upscale_video
+from stvsr.runtime.onepass.pipeline import RunOptions, RunReport, announce, output_colour, plan_video, run_writer, \
+    upscale_video
 
 __all__ = ["Pending", "RunOptions", "RunReport", "WindowCompute", "announce", "output_colour", "plan_video",
-           "upscale_video"]
+           "run_writer", "upscale_video"]

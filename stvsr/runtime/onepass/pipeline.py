@@ -142,6 +142,17 @@ def output_colour(job: VideoJob, opts: RunOptions, output: str,
     return picture
 
 
+def run_writer(job: VideoJob, opts: RunOptions, path: str, name: str, colour: OutputColour,
+               segment: Segment | None = None, streams=None) -> VideoWriter:
+    """The encoder of a run into ``path`` (``name``: the file it becomes, which picks the container), or with
+    ``segment`` of that segment's part (video only, the one-pass timestamps of its outputs)."""
+    whole = Segment(0, job.windows, 0, job.total, 0, job.frames - 1)
+    return VideoWriter(path, job.info, job.fps_out, job.out_size[1], job.out_size[0], opts.codec, opts.crf,
+                       opts.preset, opts.pix_fmt, opts.copy_streams and segment is None,
+                       part_timestamps(job, segment or whole, segment), name=name,
+                       passthrough_end=job.passthrough_span()[1], colour=colour, streams=streams)
+
+
 def upscale_video(backend: Backend, input_path: str, output_path: str | SafeOutput, options: RunOptions | None = None,
                   progress_factory: Callable[[int], Callable[[int], None]] | None = None,
                   flows: FlowProvider | None = None, status: Callable[[str], None] | None = None,
@@ -172,10 +183,7 @@ def upscale_video(backend: Backend, input_path: str, output_path: str | SafeOutp
         say(f"note: {note}")
 
     def open_writer(tmp: str) -> VideoWriter:
-        return VideoWriter(tmp, info, job.fps_out, out_size[1], out_size[0], opts.codec, opts.crf, opts.preset,
-                           opts.pix_fmt, opts.copy_streams and segment is None, part_timestamps(job, seg, segment),
-                           name=str(out.path), passthrough_end=job.passthrough_span()[1], colour=picture,
-                           streams=streams)
+        return run_writer(job, opts, tmp, str(out.path), picture, segment, streams)
 
     start = time.perf_counter()
     try:
