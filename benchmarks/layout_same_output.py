@@ -73,8 +73,22 @@ def packets_sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def run(code: str, model: str, clip: str, out: Path, options: list[str]) -> tuple[str, str]:
-    """``stvsr-run`` with the stvsr package of ``code``; the output's sha256 and its packets'."""
+def frames_sha256(path: Path) -> str:
+    """sha256 over the decoded video frames of ``path`` (every plane's samples): the pictures, whatever the
+    encoder's bitstream choices (e.g. its thread layout) were."""
+    import av
+
+    h = hashlib.sha256()
+    with av.open(str(path)) as c:
+        for frame in c.decode(video=0):
+            h.update(f"{frame.pts} {frame.format.name};".encode())
+            for plane in frame.planes:
+                h.update(bytes(plane))
+    return h.hexdigest()
+
+
+def run(code: str, model: str, clip: str, out: Path, options: list[str]) -> tuple[str, str, str]:
+    """``stvsr-run`` with the stvsr package of ``code``; the output's sha256, its packets' and its frames'."""
     env = {**os.environ, "PYTHONPATH": code}
     which = subprocess.run([sys.executable, "-c", "import stvsr; print(stvsr.__file__)"], env=env, cwd=out.parent,
                            capture_output=True, text=True, check=True).stdout.strip()
@@ -83,29 +97,34 @@ def run(code: str, model: str, clip: str, out: Path, options: list[str]) -> tupl
                        env=env, cwd=out.parent, capture_output=True, text=True)
     if r.returncode:
         raise SystemExit(f"{code}: {' '.join(options)}: {r.stderr}")
-    return hashlib.sha256(out.read_bytes()).hexdigest(), packets_sha256(out)
+    return hashlib.sha256(out.read_bytes()).hexdigest(), packets_sha256(out), frames_sha256(out)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("old", help="source tree of the old code (its stvsr/ is imported)")
     ap.add_argument("--suffix", default=".mp4", help="output container (default .mp4)")
+    ap.add_argument("--codec", default=None, help="output encoder (default: stvsr-run's, libx264)")
     ap.add_argument("--out", default=None, help="folder for the clip, model and outputs (default: a temporary one)")
     args = ap.parse_args()
     work = Path(args.out or tempfile.mkdtemp(prefix="stvsr-layout-"))
     work.mkdir(parents=True, exist_ok=True)
     clip = lossless_clip(work / "bikes_ffv1.mkv")
     model = test_model(work / "times.onnx")
-    print(f"Outputs: {args.suffix}\n\n| run | options | file sha256 old | file sha256 new | packets sha256 old | "
-          "packets sha256 new | equal |\n|---|---|---|---|---|---|---|")
+    codec = ["--codec", args.codec] if args.codec else []
+    print(f"Outputs: {args.suffix} {' '.join(codec)}\n\n| run | options | file sha256 old | file sha256 new | "
+          "packets sha256 old | packets sha256 new | frames sha256 old | frames sha256 new | equal |\n"
+          "|---|---|---|---|---|---|---|---|---|")
     same = True
     for name, options in RUNS.items():
+        options = [*options, *codec]
         old = run(os.path.abspath(args.old), model, clip, work / f"old-{len(options)}{args.suffix}", options)
         new = run(str(ROOT), model, clip, work / f"new-{len(options)}{args.suffix}", options)
-        equal = "file and packets" if old == new else "packets only" if old[1] == new[1] else "NO"
+        equal = ("file, packets and frames" if old == new else "packets and frames" if old[1:] == new[1:]
+                 else "frames only" if old[2] == new[2] else "NO")
         same &= old[1] == new[1] and (old[0] == new[0] or args.suffix == ".mkv")
         print(f"| {name} | `{' '.join(options) or '(none)'}` | `{old[0]}` | `{new[0]}` | `{old[1]}` | `{new[1]}` | "
-              f"{equal} |", flush=True)
+              f"`{old[2]}` | `{new[2]}` | {equal} |", flush=True)
     sys.exit(0 if same else 1)
 
 
