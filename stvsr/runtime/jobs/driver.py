@@ -19,7 +19,8 @@ from stvsr.outfile import OutputError, SafeOutput, check_output
 from stvsr.runtime.backends.base import Backend
 from stvsr.runtime.jobs.part import ModelSource, rerun_can_fix, run_part
 from stvsr.runtime.jobs.workdir import WorkDir, claim, default_work_dir, file_sha256, input_identity
-from stvsr.runtime.media import JoinError, MediaInfo, OutputColour, join_parts, library_versions, part_suffix, probe
+from stvsr.runtime.media import (JoinError, MediaInfo, OutputColour, count_decoded, join_parts, library_versions,
+                                 part_suffix, probe)
 from stvsr.runtime.onepass import RunOptions, RunReport, announce, output_colour, plan_video, run_writer, upscale_video
 from stvsr.runtime.planning.job import VideoJob
 from stvsr.runtime.planning.segments import Segment
@@ -140,7 +141,6 @@ def check_join(job: VideoJob, options: RunOptions, segments: list[Segment], fmt:
     one frame, whatever the input's times). The trial files live in a temporary folder of their own."""
     import tempfile
 
-    import av
     import numpy as np
 
     black = np.zeros((job.out_size[0], job.out_size[1], 3), np.uint8)
@@ -162,8 +162,7 @@ def check_join(job: VideoJob, options: RunOptions, segments: list[Segment], fmt:
                 parts.append(part)
             joined = os.path.join(folder, "joined" + os.path.splitext(str(name))[1])
             join_parts(parts, joined, str(name), count, time_base=time_base, rate=job.fps_out)
-            with av.open(joined) as container:
-                decoded = sum(1 for _ in container.decode(video=0))
+            decoded = count_decoded(joined)
             if decoded != count:
                 why = f"{decoded} of {count} frames decode"
         except Exception as exc:  # the encoder itself was tried when the run was planned: the join failed

@@ -11,7 +11,7 @@ names the formats standard output is written in. ``container`` holds the facts a
 """
 from stvsr.runtime.media.colour import FrameDecoder, OutputColour, Picture, plan_output
 from stvsr.runtime.media.container import VideoError, check_encoder, library_versions, open_video, part_suffix
-from stvsr.runtime.media.decode import iter_frames, read_rgb_frames, sample_clip, thumbnails
+from stvsr.runtime.media.decode import count_decoded, iter_frames, read_rgb_frames, sample_clip, thumbnails
 from stvsr.runtime.media.encode import VideoWriter
 from stvsr.runtime.media.join import JoinError, join_parts
 from stvsr.runtime.media.pipe import INPUT_FORMATS, OUTPUT_FORMATS, PIPE, StreamInput, is_pipe
@@ -19,7 +19,8 @@ from stvsr.runtime.media.passthrough import Passthrough, StreamPlan, plan_stream
 from stvsr.runtime.media.probe import MediaInfo, probe
 from stvsr.runtime.media.timing import output_timestamps
 
-__all__ = ["FrameDecoder", "INPUT_FORMATS", "JoinError", "OUTPUT_FORMATS", "PIPE", "StreamInput", "MediaInfo", "OutputColour", "Passthrough", "Picture", "StreamPlan", "VideoError",
-           "VideoWriter", "check_encoder", "is_pipe", "iter_frames", "join_parts", "library_versions",
-           "open_video", "output_timestamps", "part_suffix", "plan_output", "plan_streams", "probe", "read_rgb_frames",
-           "sample_clip", "thumbnails"]
+__all__ = ["FrameDecoder", "INPUT_FORMATS", "JoinError", "MediaInfo", "OUTPUT_FORMATS", "OutputColour",
+           "PIPE", "Passthrough", "Picture", "StreamInput", "StreamPlan", "VideoError", "VideoWriter",
+           "check_encoder", "count_decoded", "is_pipe", "iter_frames", "join_parts", "library_versions",
+           "open_video", "output_timestamps", "part_suffix", "plan_output", "plan_streams", "probe",
+           "read_rgb_frames", "sample_clip", "thumbnails"]

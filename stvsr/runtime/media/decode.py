@@ -129,6 +129,13 @@ def _seeking(path: str, first: int, count: int, info: MediaInfo, convert: Callab
         container.close()
 
 
+def count_decoded(path: str | os.PathLike) -> int:
+    """How many frames of ``path``'s first video stream decode (a joined file's check)."""
+    container, stream = open_video(path)
+    with container:
+        return sum(1 for _ in container.decode(stream))
+
+
 def thumbnails(width: int, height: int, target: int) -> Callable:
     """A ``convert`` for ``iter_frames``: a ``width`` x ``height`` frame scaled by the decoder's own scaler
     by a whole factor to about ``target`` pixels wide, as uint8 BGR ``[h, w, 3]`` (what PySceneDetect takes)."""
