@@ -203,6 +203,21 @@ def test_a_join_that_cannot_work_is_refused_before_computing(model, source, tmp_
     assert sorted(os.listdir(tmp_path)) == [], os.listdir(tmp_path)
 
 
+@pytest.mark.parametrize("codec,suffix", [("utvideo", ".mpg"), ("rawvideo", ".mov")])
+def test_one_pass_refuses_a_file_that_would_not_decode(model, source, tmp_path, codec, suffix):
+    """One pass wrote Ut Video into .mpg ("Decoder not found" on reading) and raw video into .mov
+    ("Invalid pixel format") with exit 0: a one-frame trial of the pair in that container, read back,
+    refuses it in one line, and no output is left."""
+    out = tmp_path / f"out{suffix}"
+    proc = subprocess.run([sys.executable, "-m", "stvsr.runtime.cli", model, source[False], "-o", str(out),
+                           "--codec", codec, "--factor", "1", "--scene-cuts", "off"],
+                          capture_output=True, text=True, timeout=120)
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
+    assert lines[-1].startswith(f"stvsr-run: error: cannot encode {codec} into") and "does not decode" in lines[-1], lines
+    assert sorted(os.listdir(tmp_path)) == [], os.listdir(tmp_path)
+
+
 def said(lines: list[str]) -> list[str]:
     """The ``note:`` lines among a run's status lines."""
     return [line for line in lines if line.startswith("note:")]

@@ -1,9 +1,11 @@
 """Containers: opening an input (``open_video``, one-line ``VideoError``), what a muxer can hold and
-which muxer an output name gets (``container_format``, the parts' container ``part_suffix``), the
+which muxer an output name gets (``container_format``, the parts' container ``part_suffix``), whether a
+file of a muxer and codec decodes again (``unreadable``: a one-frame trial), the
 encoder settings stvsr-run refuses before anything opens (``check_encoder``), and the versions of
 PyAV and FFmpeg's libraries (``library_versions``)."""
 from __future__ import annotations
 
+import functools
 import os
 from pathlib import Path
 
@@ -90,6 +92,41 @@ def refuses(muxer: str, codec: str) -> bool:
     """True when muxer ``muxer`` would write ``codec`` in a form its own demuxer does not read back."""
     known = KNOWN_CODECS.get(muxer)
     return known is not None and codec not in known
+
+
+_QUIET = {"libx265": {"x265-params": "log-level=none"}}
+
+
+@functools.lru_cache(maxsize=None)
+def unreadable(muxer: str, codec: str, pix_fmt: str) -> str | None:
+    """Why a ``muxer`` file holding ``codec`` in ``pix_fmt`` does not decode again (e.g. Ut Video in
+    MPEG-PS: no decoder for the stream; raw video in MOV: an invalid pixel format), found by writing one
+    64x64 frame to a temporary file and reading it back; None when it decodes, or when the trial itself
+    cannot be written (the real encode then says why). Cached per process."""
+    import tempfile
+
+    import av
+
+    with tempfile.TemporaryDirectory(prefix="stvsr-mux-trial-") as folder:
+        path = os.path.join(folder, "trial")
+        try:
+            with av.open(path, "w", format=muxer) as out:
+                # x265 writes its banner to stderr itself, past FFmpeg's log level
+                stream = out.add_stream(codec, rate=25, options=_QUIET.get(codec, {}))
+                stream.width = stream.height = 64
+                stream.pix_fmt = pix_fmt
+                frame = av.VideoFrame(64, 64, pix_fmt)
+                frame.pts = 0
+                for packet in stream.encode(frame) + stream.encode(None):
+                    out.mux(packet)
+        except Exception:  # noqa: BLE001 - no trial: the run's own encode reports its error
+            return None
+        try:
+            with av.open(path) as back:
+                decoded = sum(1 for _ in back.decode(video=0))
+        except Exception as exc:  # noqa: BLE001 - any reading error is the answer
+            return " ".join(str(exc).split()) or type(exc).__name__
+    return None if decoded else "no frame decodes"
 
 
 def container_format(name: str) -> str | None:

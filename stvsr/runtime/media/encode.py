@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 
 from stvsr.runtime.media.colour import OutputColour, merge_params, plan_output
-from stvsr.runtime.media.container import (VideoError, check_encoder, container_format, container_options, format_name,
-                                           refuses)
+from stvsr.runtime.media.container import (FORMAT_NAMES, VideoError, check_encoder, container_format, container_options,
+                                           format_name, refuses, unreadable)
 from stvsr.runtime.media.passthrough import Passthrough, StreamPlan, plan_streams
 from stvsr.runtime.media.pipe import muxer_options
 from stvsr.runtime.media.probe import MediaInfo
@@ -103,6 +103,11 @@ class VideoWriter:
         if refuses(format_name(self.container), av.Codec(codec, "w").canonical_name):
             raise VideoError(f"cannot encode {codec} into {self.name}: the {format_name(self.container)} format "
                              f"cannot hold it (players would read a data stream); choose another --codec or output")
+        why = unreadable(format_name(self.container), av.Codec(codec, "w").name, pix_fmt)
+        if why is not None:
+            muxer = format_name(self.container)
+            raise VideoError(f"cannot encode {codec} into {self.name}: {FORMAT_NAMES.get(muxer, 'a ' + muxer)} file "
+                             f"holding it does not decode again ({why}); choose another --codec or output")
         self.stream = self.container.add_stream(codec, rate=fps, options=options)
         self.stream.width, self.stream.height, self.stream.pix_fmt = width, height, pix_fmt
         # Frame and slice threads where the encoder has them, as the FFmpeg CLI (PyAV's default is slices
