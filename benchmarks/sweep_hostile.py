@@ -144,7 +144,7 @@ class Sweep:
 
     def model(self, name: str) -> str:
         def build():
-            from stvsr.export.metadata import ModelMetadata
+            from stvsr.metadata import ModelMetadata
             from tests.test_runtime import FixedBlendNet, TimesBlendNet, _export, times_meta
             from tests.test_runtime_segments import SlowTimesNet
 
@@ -1264,7 +1264,7 @@ def _factor_fixed(s: Sweep) -> None:
 def _factor_plan(s: Sweep) -> None:
     from stvsr.engines.cache import BuildSettings, MachineInfo, PlanMetadata, write_sidecar
     from stvsr.engines.profiles import parse_profile
-    from stvsr.export.metadata import read_onnx_metadata
+    from stvsr.metadata import read_onnx_metadata
 
     base = s.folder("plan")
     plan = base / "fixed.plan"
