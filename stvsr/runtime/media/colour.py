@@ -38,6 +38,8 @@ from functools import lru_cache
 
 import numpy as np
 
+from stvsr.runtime.media.container import QUIET_OPTIONS, TRIAL_SIZE, VideoError, trial_file
+
 # FFmpeg's enum values: AVColorSpace, AVColorRange, AVColorPrimaries, AVColorTransferCharacteristic.
 SPC_RGB, SPC_BT709, SPC_UNSPECIFIED, SPC_FCC, SPC_BT470BG, SPC_SMPTE170M, SPC_SMPTE240M = 0, 1, 2, 4, 5, 6, 7
 SPC_BT2020_NCL, SPC_BT2020_CL = 9, 10
@@ -52,7 +54,6 @@ _RANGE_NAMES = {RANGE_UNSPECIFIED: "unspecified", RANGE_LIMITED: "limited", RANG
 FLOAT_FORMAT = "gbrpf32le"   # planes G, B, R
 SIDE_DATA_ENCODERS = {"libx265": ("x265-params", "master-display", "max-cll"),
                       "libx264": ("x264-params", "mastering-display", "cll")}
-_TRIAL_SIZE = 64   # pixels: plan_output's encoder trials open a 64x64 encoder, no file
 _MAX_TRIALS = 12   # formats tried per pass before the first is kept (the writer then says why it fails)
 
 
@@ -542,18 +543,18 @@ def _trial_encoder(codec: str, pix_fmt: str, rng: int, context=None):
     import av
 
     encoder = context if context is not None else av.CodecContext.create(codec, "w")
-    encoder.width = encoder.height = _TRIAL_SIZE
+    encoder.width = encoder.height = TRIAL_SIZE
     encoder.pix_fmt, encoder.time_base, encoder.framerate = pix_fmt, Fraction(1, 25), 25
     encoder.color_range = rng
-    if codec == "libx265":
-        encoder.options = {"x265-params": "log-level=error"}
+    if codec in QUIET_OPTIONS:
+        encoder.options = dict(QUIET_OPTIONS[codec])
     return encoder
 
 
 def _trial_frame(pix_fmt: str, rng: int):
     import av
 
-    frame = av.VideoFrame(_TRIAL_SIZE, _TRIAL_SIZE, pix_fmt)
+    frame = av.VideoFrame(TRIAL_SIZE, TRIAL_SIZE, pix_fmt)
     frame.pts, frame.color_range = 0, rng
     return frame
 
@@ -600,31 +601,21 @@ def container_trial(codec: str, colour: "OutputColour", muxer: str | None, suffi
     NUT (MP4 keeps it for FFV1 and MPEG-4 only with primaries and transfer tagged too, MOV not for
     MPEG-4); H.264, HEVC, VP9, AV1 and MJPEG carry it in their own bitstream, in any container.
     None when the trial cannot be made (the encoder-only trial then decides)."""
-    import tempfile
-
-    import av
-
-    from stvsr.runtime.media.container import container_format
-
     pix_fmt, rng = colour.pix_fmt, colour.range
     if layout_of(pix_fmt).kind == "rgb" or _full_range_only(pix_fmt):
         return None
+
+    def first_frame(stream):
+        encoder = _trial_encoder(codec, pix_fmt, rng, stream.codec_context)
+        colour.tag(encoder)   # as the writer tags: some containers hold the range only with all tags
+        encoder.open()
+        frame = _trial_frame(pix_fmt, rng)
+        frame.colorspace, frame.color_primaries, frame.color_trc = colour.matrix, colour.primaries, colour.trc
+        return frame
+
     try:
-        with tempfile.TemporaryDirectory(prefix="stvsr-range-") as folder:
-            path = os.path.join(folder, f"trial{suffix}")
-            with av.open(path, "w", format=muxer or container_format(path)) as out:
-                stream = out.add_stream(codec, rate=25)
-                stream.width = stream.height = _TRIAL_SIZE
-                encoder = _trial_encoder(codec, pix_fmt, rng, stream.codec_context)
-                colour.tag(encoder)   # as the writer tags: some containers hold the range only with all tags
-                encoder.open()
-                frame = _trial_frame(pix_fmt, rng)
-                frame.colorspace, frame.color_primaries, frame.color_trc = colour.matrix, colour.primaries, colour.trc
-                for packet in stream.encode(frame) + stream.encode(None):
-                    out.mux(packet)
-            with av.open(path) as back:
-                frame = next(back.decode(video=0), None)
-            return None if frame is None else picture_of(frame).range
+        _, frame, _ = trial_file(codec, muxer, suffix, first_frame)
+        return None if frame is None else picture_of(frame).range
     except Exception:
         return None
 
@@ -678,8 +669,6 @@ def plan_output(picture: Picture | None, codec: str, pix_fmt: str, width: int = 
         try:
             av.VideoFormat(pix_fmt)
         except Exception:
-            from stvsr.runtime.media.container import VideoError
-
             raise VideoError(f"unknown pixel format {pix_fmt!r}") from None
     p = picture or untagged_picture(width or 16, height or 16)
     notes = []

@@ -8,6 +8,7 @@ from __future__ import annotations
 import functools
 import os
 from pathlib import Path
+from typing import Callable
 
 X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow",
                 "placebo")  # libx264 and libx265 know the same names
@@ -94,39 +95,61 @@ def refuses(muxer: str, codec: str) -> bool:
     return known is not None and codec not in known
 
 
-_QUIET = {"libx265": {"x265-params": "log-level=none"}}
+TRIAL_SIZE = 64   # pixels: the one-frame trials of encoders and containers
+QUIET_OPTIONS = {"libx265": {"x265-params": "log-level=error"}}   # x265 writes its banner to stderr itself
+
+
+def error_text(exc: BaseException) -> str:
+    """An FFmpeg (or OS) error as a short line for a one-line message."""
+    text = getattr(exc, "strerror", None) or str(exc)
+    return " ".join(text.split())[:200] or type(exc).__name__
+
+
+def trial_file(codec: str, muxer: str | None, suffix: str, first_frame: Callable) -> tuple[bool, object, str | None]:
+    """One ``TRIAL_SIZE`` square frame of ``codec`` written into a temporary file of ``muxer`` (None: the
+    muxer FFmpeg picks for ``suffix``, as ``VideoWriter``) and decoded from it: ``(written, the frame read
+    back or None, why reading failed or None)``. ``first_frame(stream)`` sets the new stream's encoder up
+    and returns the frame to encode."""
+    import tempfile
+
+    import av
+
+    with tempfile.TemporaryDirectory(prefix="stvsr-trial-") as folder:
+        path = os.path.join(folder, f"trial{suffix}")
+        try:
+            with av.open(path, "w", format=muxer or container_format(path)) as out:
+                stream = out.add_stream(codec, rate=25, options=QUIET_OPTIONS.get(codec, {}))
+                stream.width = stream.height = TRIAL_SIZE
+                frame = first_frame(stream)
+                for packet in stream.encode(frame) + stream.encode(None):
+                    out.mux(packet)
+        except Exception:  # noqa: BLE001 - no trial
+            return False, None, None
+        try:
+            with av.open(path) as back:
+                return True, next(back.decode(video=0), None), None
+        except Exception as exc:  # noqa: BLE001 - any reading error is the answer
+            return True, None, error_text(exc)
 
 
 @functools.lru_cache(maxsize=None)
 def unreadable(muxer: str, codec: str, pix_fmt: str) -> str | None:
     """Why a ``muxer`` file holding ``codec`` in ``pix_fmt`` does not decode again (e.g. Ut Video in
-    MPEG-PS: no decoder for the stream; raw video in MOV: an invalid pixel format), found by writing one
-    64x64 frame to a temporary file and reading it back; None when it decodes, or when the trial itself
-    cannot be written (the real encode then says why). Cached per process."""
-    import tempfile
-
+    MPEG-PS: no decoder for the stream; raw video in MOV: an invalid pixel format), found by a one-frame
+    ``trial_file``; None when it decodes, or when the trial itself cannot be written (the real encode
+    then says why). Cached per process."""
     import av
 
-    with tempfile.TemporaryDirectory(prefix="stvsr-mux-trial-") as folder:
-        path = os.path.join(folder, "trial")
-        try:
-            with av.open(path, "w", format=muxer) as out:
-                # x265 writes its banner to stderr itself, past FFmpeg's log level
-                stream = out.add_stream(codec, rate=25, options=_QUIET.get(codec, {}))
-                stream.width = stream.height = 64
-                stream.pix_fmt = pix_fmt
-                frame = av.VideoFrame(64, 64, pix_fmt)
-                frame.pts = 0
-                for packet in stream.encode(frame) + stream.encode(None):
-                    out.mux(packet)
-        except Exception:  # noqa: BLE001 - no trial: the run's own encode reports its error
-            return None
-        try:
-            with av.open(path) as back:
-                decoded = sum(1 for _ in back.decode(video=0))
-        except Exception as exc:  # noqa: BLE001 - any reading error is the answer
-            return " ".join(str(exc).split()) or type(exc).__name__
-    return None if decoded else "no frame decodes"
+    def first_frame(stream):
+        stream.pix_fmt = pix_fmt
+        frame = av.VideoFrame(TRIAL_SIZE, TRIAL_SIZE, pix_fmt)
+        frame.pts = 0
+        return frame
+
+    written, frame, why = trial_file(codec, muxer, "", first_frame)
+    if not written:
+        return None
+    return why or (None if frame is not None else "no frame decodes")
 
 
 def container_format(name: str) -> str | None:

@@ -12,7 +12,7 @@ import numpy as np
 
 from stvsr.runtime.media.colour import OutputColour, merge_params, plan_output
 from stvsr.runtime.media.container import (FORMAT_NAMES, VideoError, check_encoder, container_format, container_options,
-                                           format_name, refuses, unreadable)
+                                           error_text, format_name, refuses, unreadable)
 from stvsr.runtime.media.passthrough import Passthrough, StreamPlan, plan_streams
 from stvsr.runtime.media.pipe import muxer_options
 from stvsr.runtime.media.probe import MediaInfo
@@ -39,11 +39,6 @@ def _standard_rate_slots(codec: str, fps: Fraction, pts: list[int], time_base: F
                          "another --codec (e.g. libx264)")
     slots = [int(s) for s in slots]
     return None if slots == list(range(len(slots))) else slots
-
-
-def _reason(exc: BaseException) -> str:
-    text = getattr(exc, "strerror", None) or str(exc)
-    return " ".join(text.split())[:200] or type(exc).__name__
 
 
 class VideoWriter:
@@ -94,7 +89,7 @@ class VideoWriter:
                 hint = "; a hardware encoder needs its device and driver" if any(
                     tag in codec for tag in HARDWARE_ENCODERS) else ""
                 raise VideoError(f"cannot encode {codec} ({pix_fmt}, {width}x{height}) into {self.name}: "
-                                 f"{_reason(exc)}{hint}") from None
+                                 f"{error_text(exc)}{hint}") from None
             raise
 
     def _open(self, av, fmt, codec, fps, options, width, height, pix_fmt, timestamps) -> None:

@@ -19,7 +19,7 @@ from fractions import Fraction
 from typing import BinaryIO, Callable, Iterator
 
 from stvsr.runtime.media.colour import picture_of
-from stvsr.runtime.media.container import VideoError
+from stvsr.runtime.media.container import VideoError, error_text
 from stvsr.runtime.media.probe import MediaInfo
 from stvsr.runtime.media.timing import display_matrix
 
@@ -88,7 +88,7 @@ class StreamInput:
         try:
             self.container = av.open(self._reader, format=self.format, mode="r")
         except Exception as exc:
-            raise VideoError(f"{name}: not a {fmt} stream ({_reason(exc)})") from None
+            raise VideoError(f"{name}: not a {fmt} stream ({error_text(exc)})") from None
         try:
             if not self.container.streams.video:
                 raise VideoError(f"{name}: the {fmt} stream has no video")
@@ -126,14 +126,14 @@ class StreamInput:
             return False
         except av.error.FFmpegError as exc:
             raise VideoError(f"{self.name}: corrupt {self.format} data near frame {self.decoded} "
-                             f"({_reason(exc)})") from None
+                             f"({error_text(exc)})") from None
         if packet.size and not self.packet_size:
             self.packet_size = packet.size
             self._reader.keep = packet.size + 1024   # a whole frame and its header line, for ``_check_end``
         try:
             frames = packet.decode()
         except av.error.FFmpegError as exc:
-            raise VideoError(f"{self.name}: corrupt video data in frame {self.decoded} ({_reason(exc)}); "
+            raise VideoError(f"{self.name}: corrupt video data in frame {self.decoded} ({error_text(exc)}); "
                              "the stream may end in the middle of a frame") from None
         size = (self.stream.codec_context.width, self.stream.codec_context.height)
         for frame in frames:
@@ -176,8 +176,3 @@ class StreamInput:
             self.container.close()
         except Exception:  # noqa: BLE001 - closing a broken pipe's demuxer
             pass
-
-
-def _reason(exc: BaseException) -> str:
-    text = getattr(exc, "strerror", None) or str(exc)
-    return " ".join(text.split())[:200] or type(exc).__name__

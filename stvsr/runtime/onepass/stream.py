@@ -167,7 +167,8 @@ def upscale_stream(backend: Backend, source: StreamSource, sink: StreamSink, opt
                 in_flight.append(pending)
                 if len(in_flight) >= backend.max_in_flight:
                     emit(compute.collect(in_flight.popleft()))
-            for index in [i for i in cache if i < planner.needed_from()]:  # no later window reads them
+            needed = planner.needed_from()
+            for index in [i for i in cache if i < needed]:  # no later window reads them
                 del cache[index]
             if errors:
                 raise stopped()

@@ -20,6 +20,8 @@ from typing import Callable
 
 import numpy as np
 
+from stvsr.runtime.planning.memory_cache import meminfo
+
 GiB = 1 << 30
 DEFAULT_BUDGET = 6 * GiB          # a default run fits an 8 GB machine, with room for the system
 AVAILABLE_SHARE = 0.8             # and never more than this share of the memory available at start
@@ -54,14 +56,7 @@ def parse_size(text: str) -> int | None:
 
 def available_memory() -> int | None:
     """``MemAvailable`` from ``/proc/meminfo`` in bytes (None where there is no such file)."""
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return None
+    return meminfo("MemAvailable")
 
 
 def default_budget() -> int:

@@ -39,11 +39,12 @@ def _cpu_model() -> str:
     return platform.processor() or "unknown"
 
 
-def _total_memory() -> int | None:
+def meminfo(field: str) -> int | None:
+    """``field`` of ``/proc/meminfo`` (``MemTotal``, ``MemAvailable``) in bytes (None where there is none)."""
     try:
         with open("/proc/meminfo") as f:
             for line in f:
-                if line.startswith("MemTotal:"):
+                if line.startswith(f"{field}:"):
                     return int(line.split()[1]) * 1024
     except OSError:
         pass
@@ -65,7 +66,7 @@ def probe_key(backend, inputs: dict[str, np.ndarray], spatial: set[str]) -> dict
         return None
     return {"version": VERSION, "model": [os.path.realpath(path), st.st_size, st.st_mtime_ns],
             "onnxruntime": ort.__version__, "providers": providers,
-            "machine": [_cpu_model(), _total_memory(), platform.machine()],
+            "machine": [_cpu_model(), meminfo("MemTotal"), platform.machine()],
             "shapes": {k: list(v.shape[:-2] if k in spatial else v.shape) for k, v in sorted(inputs.items())}}
 
 
